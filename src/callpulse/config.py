@@ -1,0 +1,135 @@
+"""Settings from CALLPULSE_* environment variables and an optional TOML file.
+
+Precedence: command-line flags > environment > TOML file > defaults. The TOML file uses the
+setting names without the prefix in lower case (``database_url = "sqlite:///calls.db"``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from callpulse.errors import CallpulseError
+from callpulse.signature import SigningKeys
+
+PREFIX = "CALLPULSE_"
+SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA", "OFF")
+
+
+class ConfigError(CallpulseError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///callpulse.db"
+    signing_keys: SigningKeys = dataclasses.field(default_factory=SigningKeys)
+    public_url: str = ""
+    callback_path: str = "/callbacks/call-status"
+    spool_dir: Path = Path("callpulse-spool")
+    max_body_bytes: int = 65536
+    sqlite_synchronous: str = "FULL"
+    busy_timeout_ms: int = 1000
+    writer_max_batch: int = 512
+    quarantine_max_entries: int = 10000
+    quarantine_retention_days: int = 30
+    api_token: str = ""
+
+    def with_changes(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _positive_int(name: str, raw: object) -> int:
+    try:
+        value = int(str(raw))
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{name}: must be at least 1, got {value}")
+    return value
+
+
+def _synchronous(name: str, raw: object) -> str:
+    value = str(raw).upper()
+    if value not in SYNCHRONOUS_MODES:
+        raise ConfigError(f"{name}: expected one of {', '.join(SYNCHRONOUS_MODES)}, got {raw!r}")
+    return value
+
+
+def _public_url(name: str, raw: object) -> str:
+    value = str(raw).rstrip("/")
+    if value and not value.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"{name}: must start with http:// or https:// (the base URL the sender calls), "
+            f"got {raw!r}"
+        )
+    return value
+
+
+def _callback_path(name: str, raw: object) -> str:
+    value = str(raw)
+    if not value.startswith("/"):
+        raise ConfigError(f"{name}: must start with '/', got {raw!r}")
+    return value
+
+
+def _signing_keys(name: str, raw: object) -> SigningKeys:
+    try:
+        return SigningKeys.parse(str(raw))
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+_PARSERS: dict[str, Callable[[str, object], Any]] = {
+    "database_url": lambda _name, raw: str(raw),
+    "signing_keys": _signing_keys,
+    "public_url": _public_url,
+    "callback_path": _callback_path,
+    "spool_dir": lambda _name, raw: Path(str(raw)),
+    "max_body_bytes": _positive_int,
+    "sqlite_synchronous": _synchronous,
+    "busy_timeout_ms": _positive_int,
+    "writer_max_batch": _positive_int,
+    "quarantine_max_entries": _positive_int,
+    "quarantine_retention_days": _positive_int,
+    "api_token": lambda _name, raw: str(raw),
+}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: not found (check CALLPULSE_CONFIG)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: invalid TOML: {exc}") from None
+    unknown = sorted(set(data) - set(_PARSERS))
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown setting {unknown[0]!r} "
+            f"(known: {', '.join(sorted(_PARSERS))})"
+        )
+    return data
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, config_file: Path | None = None
+) -> Settings:
+    env = os.environ if env is None else env
+    if config_file is None and env.get(PREFIX + "CONFIG"):
+        config_file = Path(env[PREFIX + "CONFIG"])
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        for key, raw in _read_toml(config_file).items():
+            values[key] = _PARSERS[key](f"{key} (in {config_file})", raw)
+    for key, parse in _PARSERS.items():
+        env_name = PREFIX + key.upper()
+        if env_name in env:
+            values[key] = parse(env_name, env[env_name])
+    return Settings(**values)

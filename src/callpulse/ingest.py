@@ -1,0 +1,176 @@
+"""verify -> parse -> store (group commit / spool) -> acknowledge; everything rejected is kept."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from callpulse import metrics, signature
+from callpulse.callback import (
+    CallbackError,
+    Fields,
+    decode_form,
+    decode_json,
+    fields_from_pairs,
+    parse_callback,
+)
+from callpulse.signature import SigningKeys
+from callpulse.store.base import CallWrite, QuarantineWrite, SaveResult, StoreUnavailable
+from callpulse.store.writer import BatchWriter
+
+log = logging.getLogger(__name__)
+_REDACTED_HEADERS = frozenset({"authorization", "cookie"})
+
+
+@dataclass(frozen=True, slots=True)
+class RawCallback:
+    """One request as it reached the endpoint; also what a quarantine entry replays."""
+
+    method: str
+    url: str  # the URL the sender called (public base + path + query)
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+    body_size: int  # before truncation
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def truncated(self) -> bool:
+        return self.body_size > len(self.body)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+
+class _Rejected(Exception):
+    def __init__(self, status: int, reason: str, errors: dict[str, str], message: str) -> None:
+        super().__init__(message)
+        self.status, self.reason, self.errors = status, reason, errors
+
+
+def _unsupported(content_type: str) -> _Rejected:
+    return _Rejected(
+        415,
+        "unsupported",
+        {"content-type": f"unsupported {content_type!r}"},
+        "send application/x-www-form-urlencoded or application/json",
+    )
+
+
+class Ingestor:
+    def __init__(
+        self,
+        writer: BatchWriter,
+        keys: SigningKeys,
+        max_body_bytes: int,
+        verify_signatures: bool = True,
+    ) -> None:
+        self.writer = writer
+        self.keys = keys
+        self.max_body_bytes = max_body_bytes
+        self.verify_signatures = verify_signatures
+
+    async def handle(self, raw: RawCallback) -> Answer:
+        started = time.perf_counter()
+        try:
+            answer = await self._handle(raw)
+        finally:
+            metrics.LATENCY.observe(time.perf_counter() - started)
+        return answer
+
+    async def _handle(self, raw: RawCallback) -> Answer:
+        try:
+            write = self._accept(raw)
+        except _Rejected as rejection:
+            metrics.CALLBACKS.labels(rejection.reason).inc()
+            await self._quarantine(raw, rejection)
+            return Answer(
+                rejection.status,
+                {"error": str(rejection), "reason": rejection.reason, "fields": rejection.errors},
+            )
+        try:
+            result = await self.writer.submit(write)
+        except StoreUnavailable as exc:
+            metrics.CALLBACKS.labels("unavailable").inc()
+            log.error("callback %s not stored: %s", write.record.call_sid, exc)
+            return Answer(503, {"error": "storage unavailable, retry later"})
+        metrics.CALLBACKS.labels(result.value).inc()
+        return Answer(200, {"result": result.value})
+
+    def _accept(self, raw: RawCallback) -> CallWrite:
+        if raw.truncated or raw.body_size > self.max_body_bytes:
+            raise _Rejected(413, "too_large", {}, f"body over the {self.max_body_bytes}-byte limit")
+        fields, signed_params = self._fields(raw)
+        if self.verify_signatures:
+            account = fields.get("AccountSid")
+            account_sid = account if isinstance(account, str) else ""
+            try:
+                signature.verify(
+                    url=raw.url,
+                    signature=raw.headers.get("x-signalwire-signature")
+                    or raw.headers.get("x-twilio-signature"),
+                    keys=self.keys.for_account(account_sid),
+                    account_sid=account_sid,
+                    body=raw.body,
+                    params=signed_params,
+                )
+            except signature.SignatureError as exc:
+                raise _Rejected(
+                    403, "signature", {"X-SignalWire-Signature": str(exc)}, "signature check failed"
+                ) from None
+        try:
+            record = parse_callback(fields)
+        except CallbackError as exc:
+            raise _Rejected(400, "invalid", exc.errors, "invalid callback") from None
+        return CallWrite(record, raw.received_at)
+
+    @staticmethod
+    def _fields(raw: RawCallback) -> tuple[Fields, list[tuple[str, str]] | None]:
+        """The callback fields and the parameters the compatibility signature covers."""
+        try:
+            if raw.method == "GET":
+                query = raw.url.partition("?")[2]
+                return fields_from_pairs(parse_qsl(query, keep_blank_values=True)), None
+            content_type = raw.headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type == "application/x-www-form-urlencoded":
+                pairs = decode_form(raw.body)
+                return fields_from_pairs(pairs), pairs
+            if content_type == "application/json" or content_type.endswith("+json"):
+                fields = decode_json(raw.body)
+                if "bodySHA256=" in raw.url:
+                    return fields, None
+                return fields, [
+                    (k, v if isinstance(v, str) else json.dumps(v)) for k, v in fields.items()
+                ]
+        except CallbackError as exc:
+            raise _Rejected(400, "invalid", exc.errors, "invalid callback") from None
+        raise _unsupported(content_type)
+
+    async def _quarantine(self, raw: RawCallback, rejection: _Rejected) -> None:
+        entry = QuarantineWrite(
+            received_at=raw.received_at,
+            reason=rejection.reason,
+            errors=rejection.errors,
+            method=raw.method,
+            url=raw.url,
+            headers={
+                k: ("<redacted>" if k in _REDACTED_HEADERS else v) for k, v in raw.headers.items()
+            },
+            body=raw.body[: self.max_body_bytes],
+            body_size=raw.body_size,
+        )
+        try:
+            await self.writer.submit(entry)
+        except StoreUnavailable as exc:
+            log.error("quarantine entry (%s) lost: %s", rejection.reason, exc)
+
+
+__all__ = ["Answer", "Ingestor", "RawCallback", "SaveResult"]

@@ -1,0 +1,28 @@
+"""Storage backends behind one interface; ``open_store`` picks one from the database URL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from callpulse.config import ConfigError, Settings
+from callpulse.store.base import Store, StoreUnavailable
+
+__all__ = ["Store", "StoreUnavailable", "open_store"]
+
+
+def open_store(settings: Settings) -> Store:
+    url = settings.database_url
+    if url.startswith("sqlite:///"):
+        from callpulse.store.sqlite import SQLiteStore
+
+        return SQLiteStore(
+            Path(url.removeprefix("sqlite:///")),
+            synchronous=settings.sqlite_synchronous,
+            busy_timeout_ms=settings.busy_timeout_ms,
+            quarantine_max_entries=settings.quarantine_max_entries,
+            quarantine_retention=timedelta(days=settings.quarantine_retention_days),
+        )
+    raise ConfigError(
+        f"CALLPULSE_DATABASE_URL: unsupported database URL {url!r} (use sqlite:///path/to/file.db)"
+    )

@@ -1,0 +1,223 @@
+"""The Store interface the ingest pipeline, CLI and web layer talk to, and its value types."""
+
+from __future__ import annotations
+
+import abc
+import base64
+import enum
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from callpulse.callback import CallRecord
+from callpulse.errors import CallpulseError
+
+
+class StoreUnavailable(CallpulseError):
+    """The database cannot take writes or answer reads right now (down, locked, disk full)."""
+
+
+class SaveResult(enum.StrEnum):
+    INSERTED = "inserted"
+    DUPLICATE = "duplicate"
+    UPDATED = "updated"
+    SPOOLED = "spooled"
+    QUARANTINED = "quarantined"
+
+
+@dataclass(frozen=True, slots=True)
+class CallWrite:
+    record: CallRecord
+    received_at: datetime
+    source: str = "callback"
+
+    def fingerprint(self) -> int:
+        """Identifies the callback's content, so a retry is told from a real update."""
+        r = self.record
+        canonical = json.dumps(
+            [
+                r.from_number,
+                r.to_number,
+                r.started_at.isoformat(),
+                r.status,
+                r.duration_s,
+                r.mos,
+                r.extra,
+            ],
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return int.from_bytes(
+            hashlib.blake2b(canonical.encode(), digest_size=8).digest(), "big", signed=True
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineWrite:
+    received_at: datetime
+    reason: str  # "invalid", "signature", "too_large", "unsupported"
+    errors: dict[str, str]
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    body_size: int  # size before truncation
+
+
+WriteOp = CallWrite | QuarantineWrite
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCall:
+    record: CallRecord
+    received_at: datetime
+    source: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    id: int
+    received_at: datetime
+    reason: str
+    errors: dict[str, str]
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    body_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationState:
+    name: str
+    applied_at: datetime | None
+
+
+def call_key(account_sid: str, call_sid: str) -> int:
+    """A compact signed 64-bit key for (AccountSid, CallSid); equal keys are compared in full."""
+    digest = hashlib.blake2b(f"{account_sid}\x00{call_sid}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def to_epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def from_epoch_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def op_to_json(op: WriteOp) -> dict[str, Any]:
+    if isinstance(op, CallWrite):
+        r = op.record
+        return {
+            "op": "call",
+            "received_at": op.received_at.isoformat(),
+            "source": op.source,
+            "record": {
+                "account_sid": r.account_sid,
+                "call_sid": r.call_sid,
+                "from": r.from_number,
+                "to": r.to_number,
+                "started_at": r.started_at.isoformat(),
+                "status": r.status,
+                "duration_s": r.duration_s,
+                "mos": r.mos,
+                "extra": r.extra,
+            },
+        }
+    return {
+        "op": "quarantine",
+        "received_at": op.received_at.isoformat(),
+        "reason": op.reason,
+        "errors": op.errors,
+        "method": op.method,
+        "url": op.url,
+        "headers": op.headers,
+        "body": base64.b64encode(op.body).decode(),
+        "body_size": op.body_size,
+    }
+
+
+def op_from_json(data: dict[str, Any]) -> WriteOp:
+    received_at = datetime.fromisoformat(data["received_at"])
+    if data["op"] == "call":
+        r = data["record"]
+        record = CallRecord(
+            account_sid=r["account_sid"],
+            call_sid=r["call_sid"],
+            from_number=r["from"],
+            to_number=r["to"],
+            started_at=datetime.fromisoformat(r["started_at"]),
+            status=r["status"],
+            duration_s=r["duration_s"],
+            mos=r["mos"],
+            extra=r["extra"],
+        )
+        return CallWrite(record, received_at, data["source"])
+    return QuarantineWrite(
+        received_at=received_at,
+        reason=data["reason"],
+        errors=data["errors"],
+        method=data["method"],
+        url=data["url"],
+        headers=data["headers"],
+        body=base64.b64decode(data["body"]),
+        body_size=data["body_size"],
+    )
+
+
+class Store(abc.ABC):
+    """Durable storage of calls, their history and quarantined requests.
+
+    ``write_batch`` runs on the single writer thread and commits the whole batch in one
+    transaction (group commit); everything else may run on any thread.
+    """
+
+    @abc.abstractmethod
+    def write_batch(self, ops: Sequence[WriteOp]) -> list[SaveResult]: ...
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers."""
+
+    @abc.abstractmethod
+    def upgrade(self) -> list[str]:
+        """Apply pending migrations; return the names applied."""
+
+    @abc.abstractmethod
+    def migration_status(self) -> list[MigrationState]: ...
+
+    @abc.abstractmethod
+    def iter_calls(self, batch_size: int = 1000) -> Iterator[StoredCall]:
+        """Every call, oldest first by start time."""
+
+    @abc.abstractmethod
+    def get_call(self, account_sid: str, call_sid: str) -> StoredCall | None: ...
+
+    @abc.abstractmethod
+    def call_history(self, account_sid: str, call_sid: str) -> list[StoredCall]:
+        """Earlier versions of a call, oldest first."""
+
+    @abc.abstractmethod
+    def count_calls(self) -> int: ...
+
+    @abc.abstractmethod
+    def list_quarantine(
+        self, limit: int = 50, before_id: int | None = None
+    ) -> list[QuarantineEntry]:
+        """Newest first."""
+
+    @abc.abstractmethod
+    def get_quarantine(self, entry_id: int) -> QuarantineEntry | None: ...
+
+    @abc.abstractmethod
+    def quarantine_counts(self) -> tuple[int, int]:
+        """(entries kept, entries dropped by the size cap or retention)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...

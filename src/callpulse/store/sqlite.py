@@ -1,0 +1,351 @@
+"""SQLite store: WAL, one writer connection (used by the writer thread), per-thread readers."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from callpulse.callback import CallRecord
+from callpulse.store.base import (
+    CallWrite,
+    MigrationState,
+    QuarantineEntry,
+    QuarantineWrite,
+    SaveResult,
+    Store,
+    StoredCall,
+    StoreUnavailable,
+    WriteOp,
+    call_key,
+    from_epoch_ms,
+    to_epoch_ms,
+)
+from callpulse.store.migrations import SQLITE_MIGRATIONS
+
+_CALL_COLUMNS = (
+    "account_sid, call_sid, from_number, to_number, started_at, status, duration_s, mos, extra, "
+    "received_at, source, version"
+)
+_VERSION_COLUMNS = (
+    "from_number, to_number, started_at, status, duration_s, mos, extra, received_at, source, "
+    "fingerprint, version"
+)
+
+
+class SQLiteStore(Store):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str = "FULL",
+        busy_timeout_ms: int = 1000,
+        quarantine_max_entries: int = 10000,
+        quarantine_retention: timedelta = timedelta(days=30),
+    ) -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._busy_timeout_ms = busy_timeout_ms
+        self._quarantine_max = quarantine_max_entries
+        self._quarantine_retention = quarantine_retention
+        self._local = threading.local()
+        self._writer: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=self._busy_timeout_ms / 1000,
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"SQLite database {self.path}: {exc}") from exc
+        return conn
+
+    @property
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        try:
+            yield self._reader
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite database {self.path}: {exc}") from exc
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def write_batch(self, ops: Sequence[WriteOp]) -> list[SaveResult]:
+        if self._writer is None:
+            self._writer = self._connect()
+        conn = self._writer
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            results = [
+                self._write_call(conn, op)
+                if isinstance(op, CallWrite)
+                else self._write_quarantine(conn, op)
+                for op in ops
+            ]
+            if SaveResult.QUARANTINED in results:
+                self._enforce_quarantine_bounds(conn)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    self._writer = None  # reconnect on the next batch
+            raise StoreUnavailable(f"SQLite database {self.path}: {exc}") from exc
+        return results
+
+    def _write_call(self, conn: sqlite3.Connection, op: CallWrite) -> SaveResult:
+        r = op.record
+        key = call_key(r.account_sid, r.call_sid)
+        fingerprint = op.fingerprint()
+        row = conn.execute(
+            "SELECT id, fingerprint FROM calls WHERE call_key = ? AND account_sid = ? "
+            "AND call_sid = ?",
+            (key, r.account_sid, r.call_sid),
+        ).fetchone()
+        values = (
+            r.from_number,
+            r.to_number,
+            to_epoch_ms(r.started_at),
+            r.status,
+            r.duration_s,
+            r.mos,
+            json.dumps(r.extra, sort_keys=True),
+            to_epoch_ms(op.received_at),
+            op.source,
+            fingerprint,
+        )
+        if row is None:
+            conn.execute(
+                "INSERT INTO calls (call_key, account_sid, call_sid, from_number, to_number, "
+                "started_at, status, duration_s, mos, extra, received_at, source, fingerprint, "
+                "version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                (key, r.account_sid, r.call_sid, *values),
+            )
+            return SaveResult.INSERTED
+        call_id, current = row
+        if (
+            current == fingerprint
+            or conn.execute(
+                "SELECT 1 FROM call_history WHERE call_id = ? AND fingerprint = ?",
+                (call_id, fingerprint),
+            ).fetchone()
+        ):
+            return SaveResult.DUPLICATE  # a retry, possibly late, of a version already seen
+        conn.execute(
+            f"INSERT INTO call_history (call_id, {_VERSION_COLUMNS}, superseded_at) "
+            f"SELECT id, {_VERSION_COLUMNS}, ? FROM calls WHERE id = ?",
+            (to_epoch_ms(op.received_at), call_id),
+        )
+        conn.execute(
+            "UPDATE calls SET from_number = ?, to_number = ?, started_at = ?, status = ?, "
+            "duration_s = ?, mos = ?, extra = ?, received_at = ?, source = ?, fingerprint = ?, "
+            "version = version + 1 WHERE id = ?",
+            (*values, call_id),
+        )
+        return SaveResult.UPDATED
+
+    def _write_quarantine(self, conn: sqlite3.Connection, op: QuarantineWrite) -> SaveResult:
+        conn.execute(
+            "INSERT INTO quarantine (received_at, reason, errors, method, url, headers, body, "
+            "body_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                to_epoch_ms(op.received_at),
+                op.reason,
+                json.dumps(op.errors),
+                op.method,
+                op.url,
+                json.dumps(op.headers),
+                op.body,
+                op.body_size,
+            ),
+        )
+        return SaveResult.QUARANTINED
+
+    def _enforce_quarantine_bounds(self, conn: sqlite3.Connection) -> None:
+        cutoff = to_epoch_ms(datetime.now(UTC) - self._quarantine_retention)
+        newest = conn.execute("SELECT max(id) FROM quarantine").fetchone()[0]
+        dropped = conn.execute(
+            "DELETE FROM quarantine WHERE id <= ? OR received_at < ?",
+            (newest - self._quarantine_max, cutoff),
+        ).rowcount
+        if dropped:
+            conn.execute(
+                "UPDATE counters SET value = value + ? WHERE name = 'quarantine_dropped'",
+                (dropped,),
+            )
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def _applied(self, conn: sqlite3.Connection) -> dict[str, str]:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS migrations "
+            "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        return dict(conn.execute("SELECT name, applied_at FROM migrations").fetchall())
+
+    def upgrade(self) -> list[str]:
+        applied_now = []
+        with self._reading() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                applied = self._applied(conn)
+                for migration in SQLITE_MIGRATIONS:
+                    if migration.name in applied:
+                        continue
+                    for statement in migration.statements:
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
+                        (migration.name, datetime.now(UTC).isoformat()),
+                    )
+                    applied_now.append(migration.name)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return applied_now
+
+    def migration_status(self) -> list[MigrationState]:
+        with self._reading() as conn:
+            applied = self._applied(conn)
+        return [
+            MigrationState(
+                m.name,
+                datetime.fromisoformat(applied[m.name]) if m.name in applied else None,
+            )
+            for m in SQLITE_MIGRATIONS
+        ]
+
+    def ping(self) -> None:
+        with self._reading() as conn:
+            conn.execute("SELECT count(*) FROM migrations").fetchone()
+
+    # -- reads ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _stored_call(account_sid: str, call_sid: str, row: Sequence[Any]) -> StoredCall:
+        (
+            from_number,
+            to_number,
+            started_at,
+            status,
+            duration_s,
+            mos,
+            extra,
+            received_at,
+            source,
+            version,
+        ) = row
+        record = CallRecord(
+            account_sid=account_sid,
+            call_sid=call_sid,
+            from_number=from_number,
+            to_number=to_number,
+            started_at=from_epoch_ms(started_at),
+            status=status,
+            duration_s=duration_s,
+            mos=mos,
+            extra=json.loads(extra),
+        )
+        return StoredCall(record, from_epoch_ms(received_at), source, version)
+
+    def iter_calls(self, batch_size: int = 1000) -> Iterator[StoredCall]:
+        with self._reading() as conn:
+            cursor = conn.execute(f"SELECT {_CALL_COLUMNS} FROM calls ORDER BY started_at, id")
+            while rows := cursor.fetchmany(batch_size):
+                for row in rows:
+                    yield self._stored_call(row[0], row[1], row[2:])
+
+    def get_call(self, account_sid: str, call_sid: str) -> StoredCall | None:
+        with self._reading() as conn:
+            row = conn.execute(
+                f"SELECT {_CALL_COLUMNS} FROM calls WHERE call_key = ? AND account_sid = ? "
+                "AND call_sid = ?",
+                (call_key(account_sid, call_sid), account_sid, call_sid),
+            ).fetchone()
+        return None if row is None else self._stored_call(row[0], row[1], row[2:])
+
+    def call_history(self, account_sid: str, call_sid: str) -> list[StoredCall]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT h.from_number, h.to_number, h.started_at, h.status, h.duration_s, h.mos, "
+                "h.extra, h.received_at, h.source, h.version FROM call_history h "
+                "JOIN calls c ON c.id = h.call_id WHERE c.call_key = ? AND c.account_sid = ? "
+                "AND c.call_sid = ? ORDER BY h.version",
+                (call_key(account_sid, call_sid), account_sid, call_sid),
+            ).fetchall()
+        return [self._stored_call(account_sid, call_sid, row) for row in rows]
+
+    def count_calls(self) -> int:
+        with self._reading() as conn:
+            return int(conn.execute("SELECT count(*) FROM calls").fetchone()[0])
+
+    @staticmethod
+    def _entry(row: Sequence[Any]) -> QuarantineEntry:
+        entry_id, received_at, reason, errors, method, url, headers, body, body_size = row
+        return QuarantineEntry(
+            id=entry_id,
+            received_at=from_epoch_ms(received_at),
+            reason=reason,
+            errors=json.loads(errors),
+            method=method,
+            url=url,
+            headers=json.loads(headers),
+            body=bytes(body),
+            body_size=body_size,
+        )
+
+    _QUARANTINE_SELECT = (
+        "SELECT id, received_at, reason, errors, method, url, headers, body, body_size "
+        "FROM quarantine"
+    )
+
+    def list_quarantine(
+        self, limit: int = 50, before_id: int | None = None
+    ) -> list[QuarantineEntry]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                f"{self._QUARANTINE_SELECT} WHERE id < ? ORDER BY id DESC LIMIT ?",
+                (before_id if before_id is not None else 2**63 - 1, limit),
+            ).fetchall()
+        return [self._entry(row) for row in rows]
+
+    def get_quarantine(self, entry_id: int) -> QuarantineEntry | None:
+        with self._reading() as conn:
+            row = conn.execute(f"{self._QUARANTINE_SELECT} WHERE id = ?", (entry_id,)).fetchone()
+        return None if row is None else self._entry(row)
+
+    def quarantine_counts(self) -> tuple[int, int]:
+        with self._reading() as conn:
+            kept = conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+            dropped = conn.execute(
+                "SELECT value FROM counters WHERE name = 'quarantine_dropped'"
+            ).fetchone()[0]
+        return int(kept), int(dropped)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

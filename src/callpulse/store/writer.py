@@ -1,0 +1,150 @@
+"""The single writer thread: group commit for many waiting requests, spool when the DB fails."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from callpulse.store.base import SaveResult, Store, StoreUnavailable, WriteOp
+from callpulse.store.spool import Spool
+
+log = logging.getLogger(__name__)
+DRAIN_RETRY_S = 1.0
+
+Outcome = SaveResult | BaseException
+
+
+@dataclass(slots=True)
+class _Item:
+    op: WriteOp
+    loop: asyncio.AbstractEventLoop | None
+    future: asyncio.Future[SaveResult] | Future[SaveResult]
+
+
+def _settle(future: asyncio.Future[SaveResult] | Future[SaveResult], outcome: Outcome) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+def _settle_all(pairs: list[tuple[asyncio.Future[SaveResult], Outcome]]) -> None:
+    for future, outcome in pairs:
+        _settle(future, outcome)
+
+
+class BatchWriter:
+    def __init__(self, store: Store, spool: Spool, max_batch: int = 512) -> None:
+        self.store = store
+        self.spool = spool
+        self.max_batch = max_batch
+        self.database_ok = True
+        self.batches = 0
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="callpulse-writer", daemon=True)
+        self._last_drain_try = 0.0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    async def submit(self, op: WriteOp) -> SaveResult:
+        """Store ``op`` durably; raises StoreUnavailable when neither DB nor spool can take it."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[SaveResult] = loop.create_future()
+        self._queue.put(_Item(op, loop, future))
+        return await future
+
+    def submit_sync(self, op: WriteOp) -> SaveResult:
+        future: Future[SaveResult] = Future()
+        self._queue.put(_Item(op, None, future))
+        return future.result()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            timeout = DRAIN_RETRY_S if self.spool.has_pending() else None
+            try:
+                first = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                self._try_drain()
+                continue
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._deliver(batch, self._write([item.op for item in batch]))
+        if self.spool.has_pending():
+            self._try_drain(force=True)
+
+    def _write(self, ops: Sequence[WriteOp]) -> Sequence[Outcome]:
+        self.batches += 1
+        if self.spool.has_pending():
+            self._try_drain()
+        if not self.spool.has_pending():  # while anything is spooled, keep arrival order
+            try:
+                results = self.store.write_batch(ops)
+                self.database_ok = True
+                return results
+            except StoreUnavailable as exc:
+                self._mark_down(exc)
+        try:
+            self.spool.append(ops)
+        except OSError as exc:
+            log.error("spool %s cannot take callbacks either: %s", self.spool.directory, exc)
+            failure = StoreUnavailable(f"database and spool both failed: {exc}")
+            return [failure] * len(ops)
+        return [SaveResult.SPOOLED] * len(ops)
+
+    def _mark_down(self, exc: StoreUnavailable) -> None:
+        if self.database_ok:
+            log.error("database unavailable, spooling to %s: %s", self.spool.directory, exc)
+        self.database_ok = False
+        self._last_drain_try = time.monotonic()
+
+    def _try_drain(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._last_drain_try < DRAIN_RETRY_S:
+            return
+        self._last_drain_try = time.monotonic()
+        try:
+            moved = self.spool.drain(self.store.write_batch)
+        except StoreUnavailable as exc:
+            self._mark_down(exc)
+        except OSError as exc:
+            log.error("spool %s unreadable: %s", self.spool.directory, exc)
+        else:
+            if moved:
+                log.warning("database back: moved %d spooled writes into it", moved)
+            self.database_ok = True
+
+    @staticmethod
+    def _deliver(batch: list[_Item], outcomes: Sequence[Outcome]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[SaveResult], Outcome]]]
+        by_loop = defaultdict(list)
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if item.loop is None:
+                _settle(item.future, outcome)
+            else:
+                by_loop[item.loop].append((item.future, outcome))  # type: ignore[arg-type]
+        for loop, pairs in by_loop.items():  # one wake-up per loop per batch, not per request
+            loop.call_soon_threadsafe(_settle_all, pairs)

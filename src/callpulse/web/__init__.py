@@ -1,0 +1,1 @@
+"""The ASGI application: callback endpoint, health and metrics."""

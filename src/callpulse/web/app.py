@@ -1,0 +1,64 @@
+"""Builds the Starlette application from Settings; owns the store and writer lifecycle."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from callpulse.config import Settings, load_settings
+from callpulse.ingest import Ingestor
+from callpulse.store import open_store
+from callpulse.store.spool import Spool
+from callpulse.store.writer import BatchWriter
+from callpulse.web import health
+from callpulse.web.receiver import make_endpoint
+
+log = logging.getLogger(__name__)
+ALLOW_UNSIGNED_ENV = "CALLPULSE_ALLOW_UNSIGNED"
+
+
+def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
+    store = open_store(settings)
+    writer = BatchWriter(store, Spool(settings.spool_dir), settings.writer_max_batch)
+    ingestor = Ingestor(
+        writer,
+        settings.signing_keys,
+        settings.max_body_bytes,
+        verify_signatures=bool(settings.signing_keys) or not allow_unsigned,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        writer.start()
+        try:
+            yield
+        finally:
+            writer.stop()
+            store.close()
+
+    app = Starlette(
+        routes=[
+            Route(
+                settings.callback_path,
+                make_endpoint(ingestor, settings.public_url),
+                methods=["GET", "POST"],
+            ),
+            Route("/healthz", health.healthz),
+            Route("/readyz", health.readyz),
+            Route("/metrics", health.metrics_endpoint),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.writer = writer
+    app.state.settings = settings
+    return app
+
+
+def app_from_environment() -> Starlette:
+    """Factory for uvicorn worker processes: settings come from the environment."""
+    return create_app(load_settings(), allow_unsigned=os.environ.get(ALLOW_UNSIGNED_ENV) == "1")

@@ -1,0 +1,56 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from callpulse import metrics
+from callpulse.store.base import StoreUnavailable
+from callpulse.store.writer import BatchWriter
+
+
+def _writer(request: Request) -> BatchWriter:
+    writer: BatchWriter = request.app.state.writer
+    return writer
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    writer = _writer(request)
+    try:
+        await run_in_threadpool(writer.store.ping)
+    except StoreUnavailable as exc:
+        return JSONResponse({"status": "unavailable", "database": str(exc)}, status_code=503)
+    if not writer.database_ok:
+        return JSONResponse(
+            {
+                "status": "degraded",
+                "database": "writes failing; callbacks go to the spool",
+                "spool_depth": writer.spool.depth(),
+            },
+            status_code=503,
+        )
+    return JSONResponse({"status": "ready"})
+
+
+def _refresh_gauges(writer: BatchWriter) -> None:
+    metrics.SPOOL_DEPTH.set(writer.spool.depth())
+    metrics.DATABASE_UP.set(1 if writer.database_ok else 0)
+    try:
+        kept, dropped = writer.store.quarantine_counts()
+        metrics.QUARANTINE_SIZE.set(kept)
+        metrics.QUARANTINE_DROPPED.set(dropped)
+        metrics.CALLS_STORED.set(writer.store.count_calls())
+    except StoreUnavailable:
+        pass  # the database_up gauge already tells
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    await run_in_threadpool(_refresh_gauges, _writer(request))
+    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,50 @@
+"""The status callback endpoint: read the body within its limit, hand it to the Ingestor."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from callpulse.ingest import Ingestor, RawCallback
+
+
+async def read_limited(request: Request, limit: int) -> tuple[bytes, int]:
+    """The body, cut at ``limit + 1`` bytes, and its size (declared, or as far as read)."""
+    declared = request.headers.get("content-length", "")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break  # no need to read a body that will be refused
+    body = b"".join(chunks)[: limit + 1]
+    return body, max(size, int(declared)) if declared.isdigit() else size
+
+
+def signed_url(request: Request, public_url: str) -> str:
+    """The URL the sender called: the configured public base + path + query, else as seen."""
+    if not public_url:
+        return str(request.url)
+    query = request.url.query
+    return public_url + request.url.path + (f"?{query}" if query else "")
+
+
+def make_endpoint(ingestor: Ingestor, public_url: str):  # type: ignore[no-untyped-def]
+    async def callback_endpoint(request: Request) -> Response:
+        body, size = await read_limited(request, ingestor.max_body_bytes)
+        raw = RawCallback(
+            method=request.method,
+            url=signed_url(request, public_url),
+            headers=dict(request.headers),
+            body=body,
+            body_size=size,
+        )
+        answer = await ingestor.handle(raw)
+        return Response(
+            json.dumps(answer.body), status_code=answer.status, media_type="application/json"
+        )
+
+    return callback_endpoint
