@@ -1,0 +1,127 @@
+"""Shared test helpers: valid callbacks, signing, and a real `callpulse serve` process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+from callpulse.signature import compatibility_signature
+
+SIGNING_KEY = "PSKtest-signing-key-0123456789"
+ACCOUNT_SID = "b3877c40-da60-4998-90ad-b792e98472af"
+EXAMPLE_PAYLOAD = {
+    "CallSid": "b3877c40-da60-4998-90ad-b792e98472ca",
+    "AccountSid": "b3877c40-da60-4998-90ad-b792e98472af",
+    "From": "+15551234567",
+    "To": "+18005559876",
+    "Timestamp": "Thu, 04 Apr 2024 18:32:15 +0000",
+    "CallStatus": "completed",
+    "CallDuration": "142",
+    "AudioInMos": "4.5",
+}
+
+
+def callback_fields(**overrides: str) -> dict[str, str]:
+    """A valid callback with a fresh CallSid; keyword arguments replace fields."""
+    fields = dict(EXAMPLE_PAYLOAD, CallSid=str(uuid.uuid4()))
+    fields.update(overrides)
+    return fields
+
+
+def sign(url: str, fields: Mapping[str, str], key: str = SIGNING_KEY) -> str:
+    return compatibility_signature(key, url, fields.items())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """`callpulse serve` as a child process on a free loopback port."""
+
+    def __init__(self, workdir: Path, env: Mapping[str, str] | None = None,
+                 args: tuple[str, ...] = ()) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.db_path = workdir / "callpulse.db"
+        self.env = {
+            **os.environ,
+            "CALLPULSE_DATABASE_URL": f"sqlite:///{self.db_path}",
+            "CALLPULSE_SPOOL_DIR": str(workdir / "spool"),
+            "CALLPULSE_SIGNING_KEYS": SIGNING_KEY,
+            **(env or {}),
+        }
+        self.args = args
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / f"serve-{self.port}.log"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def callback_url(self) -> str:
+        return f"{self.base_url}/callbacks/call-status"
+
+    def start(self, timeout: float = 20.0) -> ServerProcess:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "callpulse", "serve", "--port", str(self.port), *self.args],
+            cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError(f"server did not start: {self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()  # SIGKILL: no shutdown code runs
+        self.proc.wait()
+
+    def post(self, fields: Mapping[str, str], *, key: str = SIGNING_KEY,
+             headers: Mapping[str, str] | None = None,
+             client: httpx.Client | None = None) -> httpx.Response:
+        all_headers = {"X-SignalWire-Signature": sign(self.callback_url, fields, key)}
+        all_headers.update(headers or {})
+        return (client or httpx).post(self.callback_url, data=fields, headers=all_headers)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, env=self.env, cwd=self.workdir, check=check)
+
+
+def run_cli(*args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "callpulse", *args], env=env, cwd=cwd, capture_output=True,
+        text=True, timeout=60,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"callpulse {' '.join(args)} failed: {result.stderr}")
+    return result
