@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from callpulse.config import ConfigError, Settings, load_settings
+
+
+def test_defaults() -> None:
+    settings = load_settings(env={})
+    assert settings == Settings()
+    assert settings.database_url == "sqlite:///callpulse.db"
+    assert settings.sqlite_synchronous == "FULL"
+    assert settings.max_body_bytes == 65536
+
+
+def test_environment_overrides_toml(tmp_path: Path) -> None:
+    config = tmp_path / "callpulse.toml"
+    config.write_text(
+        'database_url = "sqlite:///from-file.db"\n'
+        'signing_keys = "AC1=k1,AC1=k2"\n'
+        "max_body_bytes = 1000\n"
+    )
+    settings = load_settings(
+        env={"CALLPULSE_MAX_BODY_BYTES": "2000", "CALLPULSE_PUBLIC_URL": "https://x.example/"},
+        config_file=config,
+    )
+    assert settings.database_url == "sqlite:///from-file.db"
+    assert settings.signing_keys.for_account("AC1") == ("k1", "k2")
+    assert settings.max_body_bytes == 2000
+    assert settings.public_url == "https://x.example"
+
+
+def test_config_file_from_environment(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('callback_path = "/hooks/status"\n')
+    assert load_settings(env={"CALLPULSE_CONFIG": str(config)}).callback_path == "/hooks/status"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CALLPULSE_MAX_BODY_BYTES": "lots"}, "CALLPULSE_MAX_BODY_BYTES: expected a whole number"),
+        ({"CALLPULSE_WRITER_MAX_BATCH": "0"}, "CALLPULSE_WRITER_MAX_BATCH: must be at least 1"),
+        ({"CALLPULSE_SQLITE_SYNCHRONOUS": "fast"}, "CALLPULSE_SQLITE_SYNCHRONOUS: expected one"),
+        ({"CALLPULSE_PUBLIC_URL": "calls.example"}, "CALLPULSE_PUBLIC_URL: must start with"),
+        ({"CALLPULSE_CALLBACK_PATH": "hooks"}, "CALLPULSE_CALLBACK_PATH: must start with '/'"),
+        ({"CALLPULSE_SIGNING_KEYS": "AC1="}, "CALLPULSE_SIGNING_KEYS: expected AccountSid=key"),
+    ],
+)
+def test_errors_name_the_setting(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env=env)
+
+
+def test_toml_errors_name_the_file_and_key(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("databse_url = 'x'\n")
+    with pytest.raises(ConfigError, match="unknown setting 'databse_url'"):
+        load_settings(env={}, config_file=config)
+    config.write_text("max_body_bytes = 'x'\n")
+    with pytest.raises(ConfigError, match=r"max_body_bytes \(in .*c.toml\)"):
+        load_settings(env={}, config_file=config)
+    config.write_text("= broken")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_settings(env={}, config_file=config)
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(env={}, config_file=tmp_path / "missing.toml")

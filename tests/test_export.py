@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from callpulse.callback import parse_callback
+from callpulse.export import COLUMNS, iso_utc, write_calls
+from callpulse.store.base import StoredCall
+from tests.support import EXAMPLE_PAYLOAD
+
+RECEIVED = datetime(2026, 11, 27, 10, 0, 1, 250000, tzinfo=UTC)
+CALL = StoredCall(
+    parse_callback({**EXAMPLE_PAYLOAD, "Direction": "inbound"}), RECEIVED, "callback", 1
+)
+EXPECTED = {
+    "call_sid": "b3877c40-da60-4998-90ad-b792e98472ca",
+    "account_sid": "b3877c40-da60-4998-90ad-b792e98472af",
+    "from": "+15551234567",
+    "to": "+18005559876",
+    "started_at": "2024-04-04T18:32:15Z",
+    "status": "completed",
+    "duration_s": 142,
+    "mos": 4.5,
+    "received_at": "2026-11-27T10:00:01.250Z",
+    "source": "callback",
+    "extra": {"Direction": "inbound"},
+}
+
+
+def test_jsonl_has_one_exact_object_per_call() -> None:
+    out = io.StringIO()
+    assert len(list(write_calls([CALL, CALL], out, "jsonl"))) == 2
+    lines = out.getvalue().splitlines()
+    assert [json.loads(line) for line in lines] == [EXPECTED, EXPECTED]
+
+
+def test_csv_has_the_same_columns() -> None:
+    out = io.StringIO()
+    list(write_calls([CALL], out, "csv"))
+    (row,) = csv.DictReader(io.StringIO(out.getvalue()))
+    assert tuple(row) == COLUMNS
+    assert row["started_at"] == "2024-04-04T18:32:15Z"
+    assert json.loads(row["extra"]) == {"Direction": "inbound"}
+    assert (row["duration_s"], row["mos"]) == ("142", "4.5")
+
+
+def test_unknown_format_is_named() -> None:
+    with pytest.raises(ValueError, match="unknown export format 'xml'"):
+        write_calls([CALL], io.StringIO(), "xml")
+
+
+def test_iso_utc() -> None:
+    assert iso_utc(datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2024-01-02T03:04:05Z"
+    assert iso_utc(RECEIVED) == "2026-11-27T10:00:01.250Z"
