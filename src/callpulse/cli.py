@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from contextlib import nullcontext
 from pathlib import Path
 from typing import IO, Any
@@ -71,6 +72,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, allow_unsigned
     """
     import uvicorn
 
+    from callpulse.metrics import MULTIPROC_ENV
     from callpulse.web.app import ALLOW_UNSIGNED_ENV, app_from_environment
 
     settings = _settings(ctx)
@@ -93,16 +95,19 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, allow_unsigned
         err=True,
     )
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    uvicorn.run(
-        "callpulse.web.app:app_from_environment" if workers > 1 else app_from_environment(),
-        factory=workers > 1,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=10,
-    )
+    with tempfile.TemporaryDirectory(prefix="callpulse-metrics-") as metrics_dir:
+        if workers > 1:
+            os.environ[MULTIPROC_ENV] = metrics_dir
+        uvicorn.run(
+            "callpulse.web.app:app_from_environment" if workers > 1 else app_from_environment(),
+            factory=workers > 1,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,
+            log_level="warning",
+            timeout_graceful_shutdown=10,
+        )
 
 
 @cli.command()
@@ -214,6 +219,59 @@ def quarantine_show(ctx: click.Context, entry_id: int) -> None:
     data["body"] = entry.body.decode("utf-8", errors="replace")
     data["truncated"] = entry.body_size > len(entry.body)
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@quarantine.command("replay")
+@click.argument("entry_ids", type=int, nargs=-1)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every entry.")
+@click.option(
+    "--allow-unsigned", is_flag=True, help="Accept unsigned entries when no signing key is set."
+)
+@click.pass_context
+def quarantine_replay(
+    ctx: click.Context, entry_ids: tuple[int, ...], replay_all: bool, allow_unsigned: bool
+) -> None:
+    """Run quarantined requests through the pipeline again, e.g. after adding a signing key.
+
+    Accepted entries are stored and leave the quarantine; the others stay.
+    Example: callpulse quarantine replay --all
+    """
+    from callpulse.ingest import Rejected, gate_for, raw_from_quarantine
+
+    if not entry_ids and not replay_all:
+        raise CallpulseError("name entry ids (see: callpulse quarantine list) or pass --all")
+    settings = _settings(ctx)
+    if not settings.signing_keys and not allow_unsigned:
+        raise CallpulseError(
+            "no signing key: set CALLPULSE_SIGNING_KEYS (or pass --allow-unsigned)"
+        )
+    gate = gate_for(settings, allow_unsigned)
+    store = _store(ctx)
+    table = Table("id", "outcome", "detail")
+    try:
+        entries = (
+            [e for e in map(store.get_quarantine, entry_ids) if e is not None]
+            if entry_ids
+            else store.list_quarantine(limit=store.quarantine_counts()[0] or 1)
+        )
+        missing = set(entry_ids) - {e.id for e in entries}
+        if missing:
+            raise CallpulseError(
+                f"no quarantine entry {min(missing)} (see: callpulse quarantine list)"
+            )
+        for entry in reversed(entries):  # oldest first, as they arrived
+            try:
+                write = gate.accept(raw_from_quarantine(entry))
+            except Rejected as rejection:
+                detail = "; ".join(f"{k}: {v}" for k, v in rejection.errors.items())
+                table.add_row(str(entry.id), f"still {rejection.reason}", detail[:120])
+                continue
+            (result,) = store.write_batch([write])
+            store.delete_quarantine(entry.id)
+            table.add_row(str(entry.id), str(result), write.record.call_sid)
+    finally:
+        store.close()
+    Console().print(table)
 
 
 @cli.group()

@@ -20,8 +20,15 @@ from callpulse.callback import (
     fields_from_pairs,
     parse_callback,
 )
+from callpulse.config import Settings
 from callpulse.signature import SigningKeys
-from callpulse.store.base import CallWrite, QuarantineWrite, SaveResult, StoreUnavailable
+from callpulse.store.base import (
+    CallWrite,
+    QuarantineEntry,
+    QuarantineWrite,
+    SaveResult,
+    StoreUnavailable,
+)
 from callpulse.store.writer import BatchWriter
 
 log = logging.getLogger(__name__)
@@ -50,64 +57,42 @@ class Answer:
     body: dict[str, Any]
 
 
-class _Rejected(Exception):
+class Rejected(Exception):
+    """Why a request is refused: HTTP status, quarantine reason, and each bad field."""
+
     def __init__(self, status: int, reason: str, errors: dict[str, str], message: str) -> None:
         super().__init__(message)
         self.status, self.reason, self.errors = status, reason, errors
 
 
-def _unsupported(content_type: str) -> _Rejected:
-    return _Rejected(
+def _unsupported(content_type: str) -> Rejected:
+    return Rejected(
         415,
         "unsupported",
-        {"content-type": f"unsupported {content_type!r}"},
-        "send application/x-www-form-urlencoded or application/json",
+        {
+            "Content-Type": f"{content_type!r} is not accepted; send "
+            "application/x-www-form-urlencoded or application/json"
+        },
+        "unsupported media type",
     )
 
 
-class Ingestor:
-    def __init__(
-        self,
-        writer: BatchWriter,
-        keys: SigningKeys,
-        max_body_bytes: int,
-        verify_signatures: bool = True,
-    ) -> None:
-        self.writer = writer
-        self.keys = keys
-        self.max_body_bytes = max_body_bytes
-        self.verify_signatures = verify_signatures
+@dataclass(frozen=True)
+class CallbackGate:
+    """What a request must pass to become a call: size, body format, signature, fields."""
 
-    async def handle(self, raw: RawCallback) -> Answer:
-        started = time.perf_counter()
-        try:
-            answer = await self._handle(raw)
-        finally:
-            metrics.LATENCY.observe(time.perf_counter() - started)
-        return answer
+    keys: SigningKeys
+    max_body_bytes: int
+    verify_signatures: bool = True
 
-    async def _handle(self, raw: RawCallback) -> Answer:
-        try:
-            write = self._accept(raw)
-        except _Rejected as rejection:
-            metrics.CALLBACKS.labels(rejection.reason).inc()
-            await self._quarantine(raw, rejection)
-            return Answer(
-                rejection.status,
-                {"error": str(rejection), "reason": rejection.reason, "fields": rejection.errors},
-            )
-        try:
-            result = await self.writer.submit(write)
-        except StoreUnavailable as exc:
-            metrics.CALLBACKS.labels("unavailable").inc()
-            log.error("callback %s not stored: %s", write.record.call_sid, exc)
-            return Answer(503, {"error": "storage unavailable, retry later"})
-        metrics.CALLBACKS.labels(result.value).inc()
-        return Answer(200, {"result": result.value})
-
-    def _accept(self, raw: RawCallback) -> CallWrite:
+    def accept(self, raw: RawCallback) -> CallWrite:
         if raw.truncated or raw.body_size > self.max_body_bytes:
-            raise _Rejected(413, "too_large", {}, f"body over the {self.max_body_bytes}-byte limit")
+            raise Rejected(
+                413,
+                "too_large",
+                {"body": f"{raw.body_size} bytes is over the {self.max_body_bytes}-byte limit"},
+                "request body too large",
+            )
         fields, signed_params = self._fields(raw)
         if self.verify_signatures:
             account = fields.get("AccountSid")
@@ -123,13 +108,13 @@ class Ingestor:
                     params=signed_params,
                 )
             except signature.SignatureError as exc:
-                raise _Rejected(
+                raise Rejected(
                     403, "signature", {"X-SignalWire-Signature": str(exc)}, "signature check failed"
                 ) from None
         try:
             record = parse_callback(fields)
         except CallbackError as exc:
-            raise _Rejected(400, "invalid", exc.errors, "invalid callback") from None
+            raise Rejected(400, "invalid", exc.errors, "invalid callback") from None
         return CallWrite(record, raw.received_at)
 
     @staticmethod
@@ -151,10 +136,63 @@ class Ingestor:
                     (k, v if isinstance(v, str) else json.dumps(v)) for k, v in fields.items()
                 ]
         except CallbackError as exc:
-            raise _Rejected(400, "invalid", exc.errors, "invalid callback") from None
+            raise Rejected(400, "invalid", exc.errors, "invalid callback") from None
         raise _unsupported(content_type)
 
-    async def _quarantine(self, raw: RawCallback, rejection: _Rejected) -> None:
+
+def gate_for(settings: Settings, allow_unsigned: bool = False) -> CallbackGate:
+    """Signatures are checked whenever keys are configured; unsigned only when allowed."""
+    return CallbackGate(
+        settings.signing_keys,
+        settings.max_body_bytes,
+        verify_signatures=bool(settings.signing_keys) or not allow_unsigned,
+    )
+
+
+def raw_from_quarantine(entry: QuarantineEntry) -> RawCallback:
+    return RawCallback(
+        method=entry.method,
+        url=entry.url,
+        headers=entry.headers,
+        body=entry.body,
+        body_size=entry.body_size,
+        received_at=entry.received_at,
+    )
+
+
+class Ingestor:
+    def __init__(self, gate: CallbackGate, writer: BatchWriter) -> None:
+        self.gate = gate
+        self.writer = writer
+
+    async def handle(self, raw: RawCallback) -> Answer:
+        started = time.perf_counter()
+        try:
+            answer = await self._handle(raw)
+        finally:
+            metrics.LATENCY.observe(time.perf_counter() - started)
+        return answer
+
+    async def _handle(self, raw: RawCallback) -> Answer:
+        try:
+            write = self.gate.accept(raw)
+        except Rejected as rejection:
+            metrics.CALLBACKS.labels(rejection.reason).inc()
+            await self._quarantine(raw, rejection)
+            return Answer(
+                rejection.status,
+                {"error": str(rejection), "reason": rejection.reason, "fields": rejection.errors},
+            )
+        try:
+            result = await self.writer.submit(write)
+        except StoreUnavailable as exc:
+            metrics.CALLBACKS.labels("unavailable").inc()
+            log.error("callback %s not stored: %s", write.record.call_sid, exc)
+            return Answer(503, {"error": "storage unavailable, retry later"})
+        metrics.CALLBACKS.labels(result.value).inc()
+        return Answer(200, {"result": result.value})
+
+    async def _quarantine(self, raw: RawCallback, rejection: Rejected) -> None:
         entry = QuarantineWrite(
             received_at=raw.received_at,
             reason=rejection.reason,
@@ -164,7 +202,7 @@ class Ingestor:
             headers={
                 k: ("<redacted>" if k in _REDACTED_HEADERS else v) for k, v in raw.headers.items()
             },
-            body=raw.body[: self.max_body_bytes],
+            body=raw.body[: self.gate.max_body_bytes],
             body_size=raw.body_size,
         )
         try:
@@ -173,4 +211,13 @@ class Ingestor:
             log.error("quarantine entry (%s) lost: %s", rejection.reason, exc)
 
 
-__all__ = ["Answer", "Ingestor", "RawCallback", "SaveResult"]
+__all__ = [
+    "Answer",
+    "CallbackGate",
+    "Ingestor",
+    "RawCallback",
+    "Rejected",
+    "SaveResult",
+    "gate_for",
+    "raw_from_quarantine",
+]

@@ -1,8 +1,17 @@
-"""Prometheus metrics of the receiver."""
+"""Prometheus metrics of the receiver.
+
+With ``serve --workers N`` every process writes its values under PROMETHEUS_MULTIPROC_DIR and
+any worker's ``/metrics`` answers for all of them.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 REGISTRY = CollectorRegistry()
 
@@ -20,18 +29,33 @@ LATENCY = Histogram(
 )
 SPOOL_DEPTH = Gauge(
     "callpulse_spool_depth",
-    "Callbacks waiting in this process's local spool for the database",
+    "Callbacks waiting in the local spool for the database",
+    multiprocess_mode="livesum",
     registry=REGISTRY,
 )
 QUARANTINE_SIZE = Gauge(
-    "callpulse_quarantine_entries", "Requests kept in quarantine", registry=REGISTRY
+    "callpulse_quarantine_entries",
+    "Requests kept in quarantine",
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
 )
 QUARANTINE_DROPPED = Gauge(
     "callpulse_quarantine_dropped",
     "Quarantine entries removed by the size cap or retention",
+    multiprocess_mode="mostrecent",
     registry=REGISTRY,
 )
 DATABASE_UP = Gauge(
-    "callpulse_database_up", "1 when the last database write succeeded", registry=REGISTRY
+    "callpulse_database_up",
+    "1 when the last database write succeeded",
+    multiprocess_mode="livemin",
+    registry=REGISTRY,
 )
-CALLS_STORED = Gauge("callpulse_calls_stored", "Calls in the database", registry=REGISTRY)
+
+
+def exposition() -> bytes:
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)

@@ -216,6 +216,10 @@ class Store(abc.ABC):
     def get_quarantine(self, entry_id: int) -> QuarantineEntry | None: ...
 
     @abc.abstractmethod
+    def delete_quarantine(self, entry_id: int) -> None:
+        """Remove an entry that was replayed successfully (not counted as dropped)."""
+
+    @abc.abstractmethod
     def quarantine_counts(self) -> tuple[int, int]:
         """(entries kept, entries dropped by the size cap or retention)."""
 

@@ -333,6 +333,10 @@ class SQLiteStore(Store):
             row = conn.execute(f"{self._QUARANTINE_SELECT} WHERE id = ?", (entry_id,)).fetchone()
         return None if row is None else self._entry(row)
 
+    def delete_quarantine(self, entry_id: int) -> None:
+        with self._reading() as conn:
+            conn.execute("DELETE FROM quarantine WHERE id = ?", (entry_id,))
+
     def quarantine_counts(self) -> tuple[int, int]:
         with self._reading() as conn:
             kept = conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]

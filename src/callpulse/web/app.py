@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from callpulse import metrics
 from callpulse.config import Settings, load_settings
-from callpulse.ingest import Ingestor
+from callpulse.ingest import Ingestor, gate_for
 from callpulse.store import open_store
 from callpulse.store.spool import Spool
 from callpulse.store.writer import BatchWriter
@@ -25,16 +26,12 @@ ALLOW_UNSIGNED_ENV = "CALLPULSE_ALLOW_UNSIGNED"
 def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
     store = open_store(settings)
     writer = BatchWriter(store, Spool(settings.spool_dir), settings.writer_max_batch)
-    ingestor = Ingestor(
-        writer,
-        settings.signing_keys,
-        settings.max_body_bytes,
-        verify_signatures=bool(settings.signing_keys) or not allow_unsigned,
-    )
+    ingestor = Ingestor(gate_for(settings, allow_unsigned), writer)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         writer.start()
+        metrics.DATABASE_UP.set(1)
         try:
             yield
         finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -46,11 +46,10 @@ def _refresh_gauges(writer: BatchWriter) -> None:
         kept, dropped = writer.store.quarantine_counts()
         metrics.QUARANTINE_SIZE.set(kept)
         metrics.QUARANTINE_DROPPED.set(dropped)
-        metrics.CALLS_STORED.set(writer.store.count_calls())
     except StoreUnavailable:
         pass  # the database_up gauge already tells
 
 
 async def metrics_endpoint(request: Request) -> Response:
     await run_in_threadpool(_refresh_gauges, _writer(request))
-    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

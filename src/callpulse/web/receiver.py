@@ -34,7 +34,7 @@ def signed_url(request: Request, public_url: str) -> str:
 
 def make_endpoint(ingestor: Ingestor, public_url: str):  # type: ignore[no-untyped-def]
     async def callback_endpoint(request: Request) -> Response:
-        body, size = await read_limited(request, ingestor.max_body_bytes)
+        body, size = await read_limited(request, ingestor.gate.max_body_bytes)
         raw = RawCallback(
             method=request.method,
             url=signed_url(request, public_url),
