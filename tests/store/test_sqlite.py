@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -129,4 +130,19 @@ def test_durability_settings_are_applied(tmp_path: Path) -> None:
     assert conn is not None
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    store.close()
+
+
+def test_checkpoints_run_off_the_writer(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    store = SQLiteStore(path)
+    store.upgrade()
+    before = path.stat().st_size
+    store.write_batch([call() for _ in range(2000)])
+    conn = store._writer
+    assert conn is not None and conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    deadline = time.monotonic() + 5
+    while path.stat().st_size == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.stat().st_size > before  # the background checkpoint moved pages into the file
     store.close()

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from callpulse.callback import CallRecord
+from callpulse.config import SYNCHRONOUS_MODES
 from callpulse.store.base import (
     CallWrite,
     MigrationState,
@@ -38,6 +39,33 @@ _VERSION_COLUMNS = (
 )
 
 
+CHECKPOINT_INTERVAL_S = 0.5
+
+
+class _Checkpointer(threading.Thread):
+    """Copies the WAL back into the database off the writer thread.
+
+    SQLite's automatic checkpoint runs inside a committing transaction, so its fsync of the
+    database file would land on the latency of whichever callbacks that batch carries.
+    """
+
+    def __init__(self, store: SQLiteStore) -> None:
+        super().__init__(name="callpulse-checkpoint", daemon=True)
+        self._store = store
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        while not self.stopping.wait(CHECKPOINT_INTERVAL_S):
+            try:
+                conn = conn or self._store._connect()
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except (sqlite3.Error, StoreUnavailable):
+                conn = None  # the writer reports outages; try again next round
+        if conn is not None:
+            conn.close()
+
+
 class SQLiteStore(Store):
     def __init__(
         self,
@@ -53,8 +81,11 @@ class SQLiteStore(Store):
         self._busy_timeout_ms = busy_timeout_ms
         self._quarantine_max = quarantine_max_entries
         self._quarantine_retention = quarantine_retention
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}")
         self._local = threading.local()
         self._writer: sqlite3.Connection | None = None
+        self._checkpointer: _Checkpointer | None = None
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -78,7 +109,7 @@ class SQLiteStore(Store):
             conn = self._local.conn = self._connect()
         return conn
 
-    @contextmanager
+    @contextlib.contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
         try:
             yield self._reader
@@ -87,9 +118,17 @@ class SQLiteStore(Store):
 
     # -- writes -----------------------------------------------------------------------------
 
+    def _open_writer(self) -> sqlite3.Connection:
+        conn = self._connect()
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        if self._checkpointer is None:
+            self._checkpointer = _Checkpointer(self)
+            self._checkpointer.start()
+        return conn
+
     def write_batch(self, ops: Sequence[WriteOp]) -> list[SaveResult]:
         if self._writer is None:
-            self._writer = self._connect()
+            self._writer = self._open_writer()
         conn = self._writer
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -346,7 +385,13 @@ class SQLiteStore(Store):
         return int(kept), int(dropped)
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stopping.set()
+            self._checkpointer.join()
+            self._checkpointer = None
         if self._writer is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
             self._writer.close()
             self._writer = None
         conn = getattr(self._local, "conn", None)
