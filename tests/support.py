@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -50,8 +51,9 @@ def free_port() -> int:
 class ServerProcess:
     """`callpulse serve` as a child process on a free loopback port."""
 
-    def __init__(self, workdir: Path, env: Mapping[str, str] | None = None,
-                 args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, workdir: Path, env: Mapping[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.db_path = workdir / "callpulse.db"
@@ -78,7 +80,10 @@ class ServerProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "callpulse", "serve", "--port", str(self.port), *self.args],
-            cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -105,9 +110,14 @@ class ServerProcess:
         self.proc.kill()  # SIGKILL: no shutdown code runs
         self.proc.wait()
 
-    def post(self, fields: Mapping[str, str], *, key: str = SIGNING_KEY,
-             headers: Mapping[str, str] | None = None,
-             client: httpx.Client | None = None) -> httpx.Response:
+    def post(
+        self,
+        fields: Mapping[str, str],
+        *,
+        key: str = SIGNING_KEY,
+        headers: Mapping[str, str] | None = None,
+        client: httpx.Client | None = None,
+    ) -> httpx.Response:
         all_headers = {"X-SignalWire-Signature": sign(self.callback_url, fields, key)}
         all_headers.update(headers or {})
         return (client or httpx).post(self.callback_url, data=fields, headers=all_headers)
@@ -116,12 +126,37 @@ class ServerProcess:
         return run_cli(*args, env=self.env, cwd=self.workdir, check=check)
 
 
-def run_cli(*args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [sys.executable, "-m", "callpulse", *args], env=env, cwd=cwd, capture_output=True,
-        text=True, timeout=60,
+        [sys.executable, "-m", "callpulse", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"callpulse {' '.join(args)} failed: {result.stderr}")
     return result
+
+
+POSTGRES_URL = os.environ.get(
+    "CALLPULSE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A fresh schema on the test PostgreSQL; yields a database URL whose search_path is it."""
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -11,7 +11,7 @@ from callpulse.callback import parse_callback
 from callpulse.store.base import CallWrite, SaveResult, WriteOp, op_to_json
 from callpulse.store.spool import Spool
 from callpulse.store.sqlite import SQLiteStore
-from tests.store.test_sqlite import NOW, junk
+from tests.store.test_store import NOW, junk
 from tests.support import callback_fields
 
 

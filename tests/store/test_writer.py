@@ -12,7 +12,7 @@ from callpulse.store.base import CallWrite, SaveResult, StoreUnavailable
 from callpulse.store.spool import Spool
 from callpulse.store.sqlite import SQLiteStore
 from callpulse.store.writer import BatchWriter
-from tests.store.test_sqlite import NOW
+from tests.store.test_store import NOW
 from tests.support import callback_fields
 
 

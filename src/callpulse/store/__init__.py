@@ -23,6 +23,15 @@ def open_store(settings: Settings) -> Store:
             quarantine_max_entries=settings.quarantine_max_entries,
             quarantine_retention=timedelta(days=settings.quarantine_retention_days),
         )
+    if url.startswith(("postgresql://", "postgres://")):
+        from callpulse.store.postgres import PostgresStore
+
+        return PostgresStore(
+            url,
+            quarantine_max_entries=settings.quarantine_max_entries,
+            quarantine_retention=timedelta(days=settings.quarantine_retention_days),
+        )
     raise ConfigError(
-        f"CALLPULSE_DATABASE_URL: unsupported database URL {url!r} (use sqlite:///path/to/file.db)"
+        f"CALLPULSE_DATABASE_URL: unsupported database URL {url.split('@')[-1]!r} "
+        "(use sqlite:///path/to/file.db or postgresql://user@host:5432/dbname)"
     )

@@ -224,4 +224,9 @@ class Store(abc.ABC):
         """(entries kept, entries dropped by the size cap or retention)."""
 
     @abc.abstractmethod
+    def prune(self, cutoff: datetime) -> int:
+        """Remove calls that started before ``cutoff`` (whole partitions where there are any);
+        return how many calls went."""
+
+    @abc.abstractmethod
     def close(self) -> None: ...

@@ -69,3 +69,73 @@ SQLITE_MIGRATIONS = (
         ),
     ),
 )
+
+
+# call_keys is the one global uniqueness point across processes and hosts; calls is partitioned
+# by month of start time. Every key includes account_sid so a distributed PostgreSQL (Citus) can
+# shard all tables on it.
+POSTGRES_MIGRATIONS = (
+    Migration(
+        "0001_calls_history_quarantine",
+        (
+            """CREATE TABLE call_keys (
+                account_sid text NOT NULL,
+                call_sid text NOT NULL,
+                call_id bigint GENERATED ALWAYS AS IDENTITY,
+                started_at timestamptz NOT NULL,
+                fingerprint bigint NOT NULL,
+                PRIMARY KEY (account_sid, call_sid)
+            )""",
+            "CREATE INDEX call_keys_by_start ON call_keys (started_at)",
+            """CREATE TABLE calls (
+                call_id bigint NOT NULL,
+                account_sid text NOT NULL,
+                call_sid text NOT NULL,
+                from_number text NOT NULL,
+                to_number text NOT NULL,
+                started_at timestamptz NOT NULL,
+                status text NOT NULL,
+                duration_s integer NOT NULL,
+                mos double precision NOT NULL,
+                extra jsonb NOT NULL,
+                received_at timestamptz NOT NULL,
+                source text NOT NULL,
+                fingerprint bigint NOT NULL,
+                version integer NOT NULL,
+                PRIMARY KEY (account_sid, started_at, call_id)
+            ) PARTITION BY RANGE (started_at)""",
+            "CREATE INDEX calls_by_start ON calls (started_at)",
+            """CREATE TABLE call_history (
+                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                call_id bigint NOT NULL,
+                account_sid text NOT NULL,
+                from_number text NOT NULL,
+                to_number text NOT NULL,
+                started_at timestamptz NOT NULL,
+                status text NOT NULL,
+                duration_s integer NOT NULL,
+                mos double precision NOT NULL,
+                extra jsonb NOT NULL,
+                received_at timestamptz NOT NULL,
+                source text NOT NULL,
+                fingerprint bigint NOT NULL,
+                version integer NOT NULL,
+                superseded_at timestamptz NOT NULL
+            )""",
+            "CREATE INDEX call_history_by_call ON call_history (call_id)",
+            """CREATE TABLE quarantine (
+                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                received_at timestamptz NOT NULL,
+                reason text NOT NULL,
+                errors jsonb NOT NULL,
+                method text NOT NULL,
+                url text NOT NULL,
+                headers jsonb NOT NULL,
+                body bytea NOT NULL,
+                body_size integer NOT NULL
+            )""",
+            "CREATE TABLE counters (name text PRIMARY KEY, value bigint NOT NULL)",
+            "INSERT INTO counters (name, value) VALUES ('quarantine_dropped', 0)",
+        ),
+    ),
+)

@@ -1,0 +1,476 @@
+"""PostgreSQL store: many processes and hosts on one database, each call still stored once.
+
+``call_keys`` (primary key AccountSid, CallSid) is where concurrent writers meet: a batch claims its
+keys with one INSERT ... ON CONFLICT DO NOTHING, so a racing retry either wins or waits for the
+winner's commit and then sees its row. ``calls`` is partitioned by month of start time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from callpulse.callback import CallRecord
+from callpulse.store.base import (
+    CallWrite,
+    MigrationState,
+    QuarantineEntry,
+    QuarantineWrite,
+    SaveResult,
+    Store,
+    StoredCall,
+    StoreUnavailable,
+    WriteOp,
+)
+from callpulse.store.migrations import POSTGRES_MIGRATIONS
+
+log = logging.getLogger(__name__)
+MIGRATION_LOCK = 0x63616C6C70  # pg_advisory_xact_lock key: one upgrader at a time
+PARTITIONS_AHEAD = 2  # months of partitions created before calls arrive for them
+RETRIES = 3  # deadlocks between racing batches are retried before giving up
+
+_CALL_COLUMNS = (
+    "c.from_number, c.to_number, c.started_at, c.status, c.duration_s, c.mos, c.extra, "
+    "c.received_at, c.source, c.version"
+)
+_VERSION_COLUMNS = (
+    "account_sid, from_number, to_number, started_at, status, duration_s, mos, extra, "
+    "received_at, source, fingerprint, version"
+)
+_QUARANTINE_SELECT = (
+    "SELECT id, received_at, reason, errors, method, url, headers, body, body_size FROM quarantine"
+)
+
+
+def month_start(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def next_month(start: datetime) -> datetime:
+    return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+
+
+def partition_name(start: datetime) -> str:
+    return f"calls_p{start:%Y_%m}"
+
+
+def _unavailable(url: str, exc: Exception) -> StoreUnavailable:
+    return StoreUnavailable(f"PostgreSQL {url}: {exc}".strip())
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+
+class PostgresStore(Store):
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 4,
+        connect_timeout_s: float = 2.0,
+        quarantine_max_entries: int = 10000,
+        quarantine_retention: timedelta = timedelta(days=30),
+    ) -> None:
+        self.url = url
+        self._label = _safe_url(url)
+        self._quarantine_max = quarantine_max_entries
+        self._quarantine_retention = quarantine_retention
+        self._timeout = connect_timeout_s
+        self._partitions: set[str] = set()
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"connect_timeout": max(1, round(connect_timeout_s)), "autocommit": True},
+            configure=self._configure,
+            timeout=connect_timeout_s,
+            open=False,
+            name="callpulse",
+        )
+        self._opened = False
+
+    @staticmethod
+    def _configure(conn: psycopg.Connection[Any]) -> None:
+        conn.execute("SET TIME ZONE 'UTC'")
+
+    @contextlib.contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        try:
+            if not self._opened:
+                self._pool.open(wait=False)
+                self._opened = True
+            with self._pool.connection(timeout=self._timeout) as conn:
+                yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            raise _unavailable(self._label, exc) from exc
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def write_batch(self, ops: Sequence[WriteOp]) -> list[SaveResult]:
+        months = {month_start(op.record.started_at) for op in ops if isinstance(op, CallWrite)}
+        for attempt in range(RETRIES):
+            try:
+                self.ensure_partitions(months)
+                with self._conn() as conn, conn.transaction():
+                    results = self._write_calls(conn, ops)
+                    for index, op in enumerate(ops):
+                        if isinstance(op, QuarantineWrite):
+                            results[index] = self._write_quarantine(conn, op)
+                    if SaveResult.QUARANTINED in results:
+                        self._enforce_quarantine_bounds(conn)
+                return results
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
+                if attempt == RETRIES - 1:
+                    raise _unavailable(self._label, exc) from exc
+            except psycopg.Error as exc:
+                raise _unavailable(self._label, exc) from exc
+        raise AssertionError("unreachable")
+
+    def _write_calls(
+        self, conn: psycopg.Connection[Any], ops: Sequence[WriteOp]
+    ) -> list[SaveResult]:
+        results = [SaveResult.QUARANTINED] * len(ops)
+        first: dict[tuple[str, str], tuple[int, CallWrite, int]] = {}
+        again: list[tuple[int, CallWrite, int]] = []
+        for index, op in enumerate(ops):
+            if isinstance(op, CallWrite):
+                ident = (op.record.account_sid, op.record.call_sid)
+                entry = (index, op, op.fingerprint())
+                if ident in first:
+                    again.append(entry)
+                else:
+                    first[ident] = entry
+        if not first:
+            return results
+        # Sorted claims take row locks in one global order: racing batches cannot deadlock.
+        claims = sorted(first.items())
+        rows = conn.execute(
+            "INSERT INTO call_keys (account_sid, call_sid, started_at, fingerprint) "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::bigint[]) "
+            "ON CONFLICT DO NOTHING RETURNING account_sid, call_sid, call_id",
+            (
+                [ident[0] for ident, _ in claims],
+                [ident[1] for ident, _ in claims],
+                [op.record.started_at for _, (_, op, _) in claims],
+                [fp for _, (_, _, fp) in claims],
+            ),
+        ).fetchall()
+        claimed = {(account, sid): call_id for account, sid, call_id in rows}
+        with conn.cursor().copy(
+            "COPY calls (call_id, account_sid, call_sid, from_number, to_number, started_at, "
+            "status, duration_s, mos, extra, received_at, source, fingerprint, version) "
+            "FROM STDIN"
+        ) as copy:
+            for ident, (index, op, fp) in claims:
+                if ident in claimed:
+                    copy.write_row((claimed[ident], *ident, *self._values(op), fp, 1))
+                    results[index] = SaveResult.INSERTED
+        known = [entry for ident, entry in claims if ident not in claimed] + again
+        for index, op, fp in known:
+            results[index] = self._write_known(conn, op, fp)
+        return results
+
+    @staticmethod
+    def _values(op: CallWrite) -> tuple[Any, ...]:
+        r = op.record
+        return (
+            r.from_number,
+            r.to_number,
+            r.started_at,
+            r.status,
+            r.duration_s,
+            r.mos,
+            json.dumps(r.extra, sort_keys=True),
+            op.received_at,
+            op.source,
+        )
+
+    def _write_known(self, conn: psycopg.Connection[Any], op: CallWrite, fp: int) -> SaveResult:
+        r = op.record
+        row = conn.execute(
+            "SELECT call_id, started_at, fingerprint FROM call_keys "
+            "WHERE account_sid = %s AND call_sid = %s FOR UPDATE",
+            (r.account_sid, r.call_sid),
+        ).fetchone()
+        assert row is not None, "a claimed key exists until pruned"
+        call_id, started_at, current = row
+        if (
+            current == fp
+            or conn.execute(
+                "SELECT 1 FROM call_history WHERE call_id = %s AND fingerprint = %s",
+                (call_id, fp),
+            ).fetchone()
+        ):
+            return SaveResult.DUPLICATE
+        conn.execute(
+            f"INSERT INTO call_history (call_id, {_VERSION_COLUMNS}, superseded_at) "
+            f"SELECT call_id, {_VERSION_COLUMNS}, %s FROM calls "
+            "WHERE account_sid = %s AND started_at = %s AND call_id = %s",
+            (op.received_at, r.account_sid, started_at, call_id),
+        )
+        conn.execute(
+            "UPDATE calls SET from_number = %s, to_number = %s, started_at = %s, status = %s, "
+            "duration_s = %s, mos = %s, extra = %s, received_at = %s, source = %s, "
+            "fingerprint = %s, version = version + 1 "
+            "WHERE account_sid = %s AND started_at = %s AND call_id = %s",
+            (*self._values(op), fp, r.account_sid, started_at, call_id),
+        )
+        conn.execute(
+            "UPDATE call_keys SET started_at = %s, fingerprint = %s "
+            "WHERE account_sid = %s AND call_sid = %s",
+            (r.started_at, fp, r.account_sid, r.call_sid),
+        )
+        return SaveResult.UPDATED
+
+    def _write_quarantine(self, conn: psycopg.Connection[Any], op: QuarantineWrite) -> SaveResult:
+        conn.execute(
+            "INSERT INTO quarantine (received_at, reason, errors, method, url, headers, body, "
+            "body_size) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                op.received_at,
+                op.reason,
+                json.dumps(op.errors),
+                op.method,
+                op.url,
+                json.dumps(op.headers),
+                op.body,
+                op.body_size,
+            ),
+        )
+        return SaveResult.QUARANTINED
+
+    def _enforce_quarantine_bounds(self, conn: psycopg.Connection[Any]) -> None:
+        cutoff = datetime.now(UTC) - self._quarantine_retention
+        dropped = conn.execute(
+            "DELETE FROM quarantine WHERE id <= (SELECT max(id) FROM quarantine) - %s "
+            "OR received_at < %s",
+            (self._quarantine_max, cutoff),
+        ).rowcount
+        if dropped:
+            conn.execute(
+                "UPDATE counters SET value = value + %s WHERE name = 'quarantine_dropped'",
+                (dropped,),
+            )
+
+    # -- partitions -------------------------------------------------------------------------
+
+    def _existing_partitions(self, conn: psycopg.Connection[Any]) -> set[str]:
+        rows = conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'calls'::regclass"
+        ).fetchall()
+        return {name for (name,) in rows}
+
+    def ensure_partitions(self, months: set[datetime]) -> None:
+        """Create the monthly partitions of ``calls`` these months need (outside any batch)."""
+        missing = {m for m in months if partition_name(m) not in self._partitions}
+        if not missing:
+            return
+        with self._conn() as conn:
+            self._partitions |= self._existing_partitions(conn)
+            for start in sorted(missing):
+                name = partition_name(start)
+                if name in self._partitions:
+                    continue
+                # another process may create it at the same moment
+                with contextlib.suppress(
+                    psycopg.errors.DuplicateTable, psycopg.errors.UniqueViolation
+                ):
+                    conn.execute(
+                        sql.SQL(
+                            "CREATE TABLE IF NOT EXISTS {} PARTITION OF calls "
+                            "FOR VALUES FROM ({}) TO ({})"
+                        ).format(
+                            sql.Identifier(name), sql.Literal(start), sql.Literal(next_month(start))
+                        )
+                    )
+                self._partitions.add(name)
+
+    def _months_ahead(self) -> set[datetime]:
+        month = month_start(datetime.now(UTC))
+        months = {month}
+        for _ in range(PARTITIONS_AHEAD):
+            month = next_month(month)
+            months.add(month)
+        return months
+
+    def prune(self, cutoff: datetime) -> int:
+        """Drop every monthly partition that ends at or before ``cutoff``; return calls removed."""
+        removed = 0
+        with self._conn() as conn:
+            names = sorted(self._existing_partitions(conn))
+            for name in names:
+                start = datetime.strptime(name, "calls_p%Y_%m").replace(tzinfo=UTC)
+                end = next_month(start)
+                if end > cutoff:
+                    continue
+                with conn.transaction():
+                    count = conn.execute(
+                        sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(name))
+                    ).fetchone()
+                    removed += count[0] if count else 0
+                    conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
+                    conn.execute(
+                        "DELETE FROM call_history WHERE call_id IN "
+                        "(SELECT call_id FROM call_keys WHERE started_at < %s)",
+                        (end,),
+                    )
+                    conn.execute("DELETE FROM call_keys WHERE started_at < %s", (end,))
+                self._partitions.discard(name)
+        return removed
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def upgrade(self) -> list[str]:
+        applied_now = []
+        try:
+            with self._conn() as conn, conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                applied = self._applied(conn)
+                for migration in POSTGRES_MIGRATIONS:
+                    if migration.name in applied:
+                        continue
+                    for statement in migration.statements:
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO migrations (name, applied_at) VALUES (%s, now())",
+                        (migration.name,),
+                    )
+                    applied_now.append(migration.name)
+        except psycopg.Error as exc:
+            raise _unavailable(self._label, exc) from exc
+        self.ensure_partitions(self._months_ahead())
+        return applied_now
+
+    @staticmethod
+    def _applied(conn: psycopg.Connection[Any]) -> dict[str, datetime]:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS migrations "
+            "(name text PRIMARY KEY, applied_at timestamptz NOT NULL)"
+        )
+        rows = conn.execute("SELECT name, applied_at FROM migrations").fetchall()
+        return {name: applied_at for name, applied_at in rows}
+
+    def migration_status(self) -> list[MigrationState]:
+        with self._conn() as conn:
+            applied = self._applied(conn)
+        return [MigrationState(m.name, applied.get(m.name)) for m in POSTGRES_MIGRATIONS]
+
+    def ping(self) -> None:
+        with self._conn() as conn:
+            try:
+                conn.execute("SELECT count(*) FROM migrations").fetchone()
+            except psycopg.Error as exc:
+                raise _unavailable(self._label, exc) from exc
+
+    # -- reads ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _stored_call(account_sid: str, call_sid: str, row: Sequence[Any]) -> StoredCall:
+        (from_number, to_number, started_at, status, duration_s, mos, extra, received_at,
+         source, version) = row  # fmt: skip
+        record = CallRecord(
+            account_sid=account_sid,
+            call_sid=call_sid,
+            from_number=from_number,
+            to_number=to_number,
+            started_at=started_at,
+            status=status,
+            duration_s=duration_s,
+            mos=mos,
+            extra=extra,
+        )
+        return StoredCall(record, received_at, source, version)
+
+    def _read(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._conn() as conn:
+            try:
+                return conn.execute(query, params).fetchall()
+            except psycopg.Error as exc:
+                raise _unavailable(self._label, exc) from exc
+
+    def iter_calls(self, batch_size: int = 1000) -> Iterator[StoredCall]:
+        with self._conn() as conn, conn.transaction():
+            cursor = conn.cursor(name="callpulse_export")
+            cursor.itersize = batch_size
+            cursor.execute(
+                f"SELECT c.account_sid, c.call_sid, {_CALL_COLUMNS} FROM calls c "
+                "ORDER BY c.started_at, c.call_id"
+            )
+            for row in cursor:
+                yield self._stored_call(row[0], row[1], row[2:])
+
+    def get_call(self, account_sid: str, call_sid: str) -> StoredCall | None:
+        rows = self._read(
+            f"SELECT {_CALL_COLUMNS} FROM calls c JOIN call_keys k USING (account_sid, call_id) "
+            "WHERE k.account_sid = %s AND k.call_sid = %s AND c.started_at = k.started_at",
+            (account_sid, call_sid),
+        )
+        return self._stored_call(account_sid, call_sid, rows[0]) if rows else None
+
+    def call_history(self, account_sid: str, call_sid: str) -> list[StoredCall]:
+        rows = self._read(
+            "SELECT h.from_number, h.to_number, h.started_at, h.status, h.duration_s, h.mos, "
+            "h.extra, h.received_at, h.source, h.version FROM call_history h "
+            "JOIN call_keys k USING (call_id) WHERE k.account_sid = %s AND k.call_sid = %s "
+            "ORDER BY h.version",
+            (account_sid, call_sid),
+        )
+        return [self._stored_call(account_sid, call_sid, row) for row in rows]
+
+    def count_calls(self) -> int:
+        return int(self._read("SELECT count(*) FROM calls")[0][0])
+
+    @staticmethod
+    def _entry(row: Sequence[Any]) -> QuarantineEntry:
+        entry_id, received_at, reason, errors, method, url, headers, body, body_size = row
+        return QuarantineEntry(
+            id=entry_id,
+            received_at=received_at,
+            reason=reason,
+            errors=errors,
+            method=method,
+            url=url,
+            headers=headers,
+            body=bytes(body),
+            body_size=body_size,
+        )
+
+    def list_quarantine(
+        self, limit: int = 50, before_id: int | None = None
+    ) -> list[QuarantineEntry]:
+        rows = self._read(
+            f"{_QUARANTINE_SELECT} WHERE id < %s ORDER BY id DESC LIMIT %s",
+            (before_id if before_id is not None else 2**63 - 1, limit),
+        )
+        return [self._entry(row) for row in rows]
+
+    def get_quarantine(self, entry_id: int) -> QuarantineEntry | None:
+        rows = self._read(f"{_QUARANTINE_SELECT} WHERE id = %s", (entry_id,))
+        return self._entry(rows[0]) if rows else None
+
+    def delete_quarantine(self, entry_id: int) -> None:
+        self._read("DELETE FROM quarantine WHERE id = %s RETURNING id", (entry_id,))
+
+    def quarantine_counts(self) -> tuple[int, int]:
+        ((kept, dropped),) = self._read(
+            "SELECT (SELECT count(*) FROM quarantine), "
+            "(SELECT value FROM counters WHERE name = 'quarantine_dropped')"
+        )
+        return int(kept), int(dropped)
+
+    def close(self) -> None:
+        if self._opened:
+            self._pool.close()
+            self._opened = False
