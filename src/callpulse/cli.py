@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 from contextlib import nullcontext
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -309,6 +310,36 @@ def status(ctx: click.Context) -> None:
     for state in states:
         when = iso_utc(state.applied_at) if state.applied_at else "pending"
         click.echo(f"{state.name}  {when}")
+
+
+_AGE_UNITS = {"d": 86400, "h": 3600}
+
+
+def _parse_age(ctx: click.Context, param: click.Parameter, text: str) -> timedelta:
+    number, unit = text[:-1], text[-1:]
+    if unit not in _AGE_UNITS or not number.isdigit():
+        raise click.BadParameter(
+            f"expected a number of days or hours such as 400d or 12h, got {text!r}"
+        )
+    return timedelta(seconds=int(number) * _AGE_UNITS[unit])
+
+
+@db.command()
+@click.option("--older-than", required=True, callback=_parse_age, help="Age such as 400d or 12h.")
+@click.pass_context
+def prune(ctx: click.Context, older_than: timedelta) -> None:
+    """Delete calls that started longer ago than --older-than.
+
+    On PostgreSQL whole monthly partitions go, so a month is removed once all of it is older.
+    Example: callpulse db prune --older-than 400d
+    """
+    cutoff = datetime.now(UTC) - older_than
+    store = _store(ctx)
+    try:
+        removed = store.prune(cutoff)
+    finally:
+        store.close()
+    click.echo(f"removed {removed} calls that started before {iso_utc(cutoff)}")
 
 
 def _fail(message: str, out: IO[str] = sys.stderr) -> None:
