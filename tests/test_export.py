@@ -53,6 +53,13 @@ def test_unknown_format_is_named() -> None:
         write_calls([CALL], io.StringIO(), "xml")
 
 
+def test_received_at_always_has_milliseconds_so_text_order_is_time_order() -> None:
+    whole_second = StoredCall(CALL.record, datetime(2026, 1, 1, tzinfo=UTC), "callback", 1)
+    out = io.StringIO()
+    list(write_calls([whole_second], out, "jsonl"))
+    assert json.loads(out.getvalue())["received_at"] == "2026-01-01T00:00:00.000Z"
+
+
 def test_iso_utc() -> None:
     assert iso_utc(datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2024-01-02T03:04:05Z"
     assert iso_utc(RECEIVED) == "2026-11-27T10:00:01.250Z"

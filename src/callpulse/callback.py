@@ -77,10 +77,16 @@ def decode_form(body: bytes) -> list[tuple[str, str]]:
     return parse_qsl(text, keep_blank_values=True)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def decode_json(body: bytes) -> Fields:
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(body, parse_constant=_no_constant)
+    # ValueError covers JSONDecodeError, UnicodeDecodeError, NaN/Infinity and integers over
+    # Python's digit limit; RecursionError a deeply nested body. None of them may become a 500.
+    except (ValueError, RecursionError) as exc:
         raise CallbackError({"body": f"invalid JSON ({exc})"}) from None
     if not isinstance(data, dict):
         raise CallbackError({"body": "JSON body must be an object of callback fields"})
@@ -134,7 +140,10 @@ def _timestamp(value: Any) -> datetime:
         parsed = _iso_time(text)
     if parsed.tzinfo is None:  # RFC 2822 "-0000": time in UTC, origin zone unknown
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is past datetime.max in UTC
+        raise ValueError(f"is out of range in UTC; got {text!r}") from None
 
 
 def _iso_time(text: str) -> datetime:
@@ -175,7 +184,7 @@ def _mos(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise ValueError
         mos = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a JSON integer too big for a float
         raise ValueError(f"must be a number from 1 to 5 such as '4.5'; got {value!r}") from None
     if math.isnan(mos) or not 1.0 <= mos <= 5.0:
         raise ValueError(f"must be a number from 1 to 5 such as '4.5'; got {value!r}")

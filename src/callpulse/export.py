@@ -26,9 +26,11 @@ COLUMNS = (
 FORMATS = ("jsonl", "csv")
 
 
-def iso_utc(moment: datetime) -> str:
-    spec = "milliseconds" if moment.microsecond else "seconds"
-    return moment.isoformat(timespec=spec).replace("+00:00", "Z")
+def iso_utc(moment: datetime, timespec: str = "auto") -> str:
+    """ISO 8601 in UTC with 'Z'; "auto" shows milliseconds only when there are any."""
+    if timespec == "auto":
+        timespec = "milliseconds" if moment.microsecond else "seconds"
+    return moment.isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def call_to_row(call: StoredCall) -> dict[str, Any]:
@@ -42,7 +44,7 @@ def call_to_row(call: StoredCall) -> dict[str, Any]:
         "status": r.status,
         "duration_s": r.duration_s,
         "mos": r.mos,
-        "received_at": iso_utc(call.received_at),
+        "received_at": iso_utc(call.received_at, "milliseconds"),  # sorts as text
         "source": call.source,
         "extra": r.extra,
     }

@@ -287,6 +287,8 @@ class SQLiteStore(Store):
     def upgrade(self) -> list[str]:
         applied_now = []
         with self._reading() as conn:
+            if {m.name for m in SQLITE_MIGRATIONS} <= set(self._applied(conn)):
+                return []  # up to date: no write lock, so `serve` starts while the DB is busy
             conn.execute("BEGIN IMMEDIATE")
             try:
                 applied = self._applied(conn)

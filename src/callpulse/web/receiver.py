@@ -34,6 +34,8 @@ def signed_url(request: Request, public_url: str) -> str:
 
 def make_endpoint(ingestor: Ingestor, public_url: str):  # type: ignore[no-untyped-def]
     async def callback_endpoint(request: Request) -> Response:
+        if request.method == "HEAD":  # a reachability probe, not a callback: nothing to keep
+            return Response(status_code=200)
         body, size = await read_limited(request, ingestor.gate.max_body_bytes)
         raw = RawCallback(
             method=request.method,

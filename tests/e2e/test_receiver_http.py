@@ -1,0 +1,1120 @@
+"""End to end: signed callbacks over loopback HTTP to a real `callpulse serve`, real SQLite.
+
+Signatures are computed with the official SignalWire / Twilio validator classes (or an
+independent HMAC here), never with callpulse's own signing code, so a shared misunderstanding of
+the scheme cannot make both sides agree.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+import httpx
+import pytest
+from signalwire.request_validator import RequestValidator as SignalWireValidator
+from twilio.request_validator import RequestValidator as TwilioValidator
+
+from tests.support import (
+    ACCOUNT_SID,
+    EXAMPLE_PAYLOAD,
+    SIGNING_KEY,
+    ServerProcess,
+    callback_fields,
+    free_port,
+)
+
+CALLBACK_PATH = "/callbacks/call-status"
+FORM = "application/x-www-form-urlencoded"
+ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z")
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def sw_sign(url: str, params: Mapping[str, str], key: str = SIGNING_KEY) -> str:
+    """The compatibility signature as the official SignalWire SDK computes it."""
+    return str(SignalWireValidator(key).build_signature_with_compatibility(url, dict(params)))
+
+
+def twilio_sign(url: str, params: Mapping[str, str], key: str = SIGNING_KEY) -> str:
+    return str(TwilioValidator(key).compute_signature(url, dict(params)))
+
+
+def pairs_sign(url: str, pairs: Sequence[tuple[str, str]], key: str = SIGNING_KEY) -> str:
+    """Independent compatibility signature over (possibly repeated) parameters."""
+    message = url + "".join(name + value for name, value in sorted(pairs))
+    digest = hmac.new(key.encode(), message.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def native_sign(url: str, body: bytes, key: str = SIGNING_KEY) -> str:
+    return hmac.new(key.encode(), url.encode() + body, hashlib.sha1).hexdigest()
+
+
+def form_post(
+    url: str,
+    fields: Mapping[str, str],
+    *,
+    signed_url: str | None = None,
+    key: str = SIGNING_KEY,
+    header: str = "X-SignalWire-Signature",
+    headers: Mapping[str, str] | None = None,
+) -> httpx.Response:
+    """POST ``fields`` as a form, signed (SignalWire SDK) over ``signed_url``, else ``url``."""
+    all_headers = {header: sw_sign(signed_url or url, fields, key)}
+    all_headers.update(headers or {})
+    return httpx.post(url, data=dict(fields), headers=all_headers, timeout=10)
+
+
+def json_body(fields: Mapping[str, Any]) -> bytes:
+    return json.dumps(dict(fields)).encode()
+
+
+def body_hash_url(url: str, body: bytes) -> str:
+    return f"{url}?bodySHA256={hashlib.sha256(body).hexdigest()}"
+
+
+def answer(response: httpx.Response) -> dict[str, Any]:
+    assert response.headers["content-type"].startswith("application/json"), response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def assert_result(response: httpx.Response, result: str) -> None:
+    assert response.status_code == 200, response.text
+    assert answer(response) == {"result": result}
+
+
+def export_rows(server: ServerProcess) -> list[dict[str, Any]]:
+    out = server.cli("export", "--format", "jsonl").stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def rows_by_sid(server: ServerProcess) -> dict[str, dict[str, Any]]:
+    rows = export_rows(server)
+    by_sid = {row["call_sid"]: row for row in rows}
+    assert len(by_sid) == len(rows), "a call_sid appears more than once in the export"
+    return by_sid
+
+
+def quarantine_list(server: ServerProcess) -> list[dict[str, Any]]:
+    """Every quarantine entry, oldest first."""
+    out = server.cli("quarantine", "list", "--json", "--limit", "100000").stdout
+    return [json.loads(line) for line in reversed(out.splitlines()) if line.strip()]
+
+
+def quarantine_show(server: ServerProcess, entry_id: int) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(server.cli("quarantine", "show", str(entry_id)).stdout)
+    return data
+
+
+def query(db_path: Path, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    with closing(sqlite3.connect(db_path, timeout=5)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def outcome_counts(server: ServerProcess) -> dict[str, float]:
+    text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
+    pattern = re.compile(r'^callpulse_callbacks_total\{outcome="([^"]+)"\} (\S+)$', re.MULTILINE)
+    return {outcome: float(value) for outcome, value in pattern.findall(text)}
+
+
+def metric_value(server: ServerProcess, name: str) -> float:
+    text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    assert found, f"{name} missing from /metrics"
+    return float(found[1])
+
+
+def expected_row(fields: Mapping[str, str], **changes: Any) -> dict[str, Any]:
+    """The export row (without received_at) a valid form callback should produce."""
+    documented = set(EXAMPLE_PAYLOAD)
+    row = {
+        "call_sid": fields["CallSid"],
+        "account_sid": fields["AccountSid"],
+        "from": fields["From"],
+        "to": fields["To"],
+        "started_at": "2024-04-04T18:32:15Z",
+        "status": fields["CallStatus"],
+        "duration_s": int(fields["CallDuration"]),
+        "mos": float(fields["AudioInMos"]),
+        "source": "callback",
+        "extra": {k: v for k, v in fields.items() if k not in documented},
+    }
+    row.update(changes)
+    return row
+
+
+def without_received_at(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "received_at"}
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def assert_recent_iso_utc(text: str) -> None:
+    assert ISO_UTC.fullmatch(text), text
+    moment = parse_iso(text)
+    assert abs(datetime.now(UTC) - moment) < timedelta(minutes=2), text
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start servers with extra settings / arguments, each in its own directory."""
+    started: list[ServerProcess] = []
+
+    def start(env: Mapping[str, str] | None = None, args: tuple[str, ...] = ()) -> ServerProcess:
+        workdir = tmp_path / f"server{len(started)}"
+        workdir.mkdir()
+        proc = ServerProcess(workdir, env=env, args=args)
+        started.append(proc)
+        return proc.start()
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+# -- the document's example -----------------------------------------------------------------------
+
+
+def test_example_payload_is_accepted_and_exported_exactly(server: ServerProcess) -> None:
+    response = form_post(server.callback_url, EXAMPLE_PAYLOAD)
+    assert_result(response, "inserted")
+
+    rows = export_rows(server)
+    assert len(rows) == 1
+    row = rows[0]
+    assert_recent_iso_utc(row.pop("received_at"))
+    assert row == {
+        "call_sid": "b3877c40-da60-4998-90ad-b792e98472ca",
+        "account_sid": "b3877c40-da60-4998-90ad-b792e98472af",
+        "from": "+15551234567",
+        "to": "+18005559876",
+        "started_at": "2024-04-04T18:32:15Z",
+        "status": "completed",
+        "duration_s": 142,
+        "mos": 4.5,
+        "source": "callback",
+        "extra": {},
+    }
+    assert list(rows[0]) == list(row)  # nothing but received_at was popped
+
+    csv_lines = server.cli("export", "--format", "csv").stdout.splitlines()
+    assert csv_lines[0] == (
+        "call_sid,account_sid,from,to,started_at,status,duration_s,mos,received_at,source,extra"
+    )
+    assert len(csv_lines) == 2
+    assert csv_lines[1].startswith(
+        "b3877c40-da60-4998-90ad-b792e98472ca,b3877c40-da60-4998-90ad-b792e98472af,"
+        "+15551234567,+18005559876,2024-04-04T18:32:15Z,completed,142,4.5,"
+    )
+    assert csv_lines[1].endswith(",callback,{}")
+
+
+# -- exactly once ---------------------------------------------------------------------------------
+
+
+def test_retries_are_stored_once_sequential_and_concurrent(server: ServerProcess) -> None:
+    sequential = callback_fields()
+    results = [answer(form_post(server.callback_url, sequential)) for _ in range(5)]
+    assert results == [{"result": "inserted"}] + [{"result": "duplicate"}] * 4
+
+    concurrent = callback_fields(CallDuration="61")
+    threads = 16
+    barrier = threading.Barrier(threads)
+
+    def fire(_: int) -> httpx.Response:
+        barrier.wait(timeout=10)
+        return form_post(server.callback_url, concurrent)
+
+    with ThreadPoolExecutor(threads) as pool:
+        responses = list(pool.map(fire, range(threads)))
+    assert [r.status_code for r in responses] == [200] * threads
+    outcomes = sorted(answer(r)["result"] for r in responses)
+    assert outcomes == ["duplicate"] * (threads - 1) + ["inserted"]
+
+    by_sid = rows_by_sid(server)
+    assert set(by_sid) == {sequential["CallSid"], concurrent["CallSid"]}
+    assert without_received_at(by_sid[concurrent["CallSid"]]) == expected_row(concurrent)
+    counts = query(server.db_path, "SELECT call_sid, count(*) FROM calls GROUP BY call_sid")
+    assert sorted(counts) == sorted([(sequential["CallSid"], 1), (concurrent["CallSid"], 1)])
+    assert query(server.db_path, "SELECT count(*) FROM call_history") == [(0,)]
+    assert outcome_counts(server) == {"inserted": 2.0, "duplicate": 4.0 + threads - 1}
+
+
+def test_later_callback_updates_and_keeps_history(server: ServerProcess) -> None:
+    first = callback_fields(CallStatus="failed", CallDuration="0", AudioInMos="1.0")
+    second = dict(first, CallStatus="completed", CallDuration="150", AudioInMos="4.1")
+    second["SipResultCode"] = "200"
+    sid = first["CallSid"]
+
+    assert_result(form_post(server.callback_url, first), "inserted")
+    received_first = rows_by_sid(server)[sid]["received_at"]
+    assert_result(form_post(server.callback_url, second), "updated")
+
+    row = rows_by_sid(server)[sid]
+    assert without_received_at(row) == expected_row(second)
+    assert parse_iso(row["received_at"]) >= parse_iso(received_first)
+
+    def history() -> list[tuple[Any, ...]]:
+        return query(
+            server.db_path,
+            "SELECT h.version, h.status, h.duration_s, h.mos, h.extra, h.from_number, "
+            "h.to_number FROM call_history h JOIN calls c ON c.id = h.call_id "
+            "WHERE c.account_sid = ? AND c.call_sid = ? ORDER BY h.version",
+            (first["AccountSid"], sid),
+        )
+
+    old = [(1, "failed", 0, 1.0, "{}", first["From"], first["To"])]
+    assert history() == old
+    assert query(server.db_path, "SELECT version FROM calls WHERE call_sid = ?", (sid,)) == [(2,)]
+
+    # The sender retries the first version late: acknowledged, nothing changes.
+    assert_result(form_post(server.callback_url, first), "duplicate")
+    assert_result(form_post(server.callback_url, second), "duplicate")
+    assert rows_by_sid(server)[sid] == row
+    assert history() == old
+    assert query(server.db_path, "SELECT count(*) FROM calls") == [(1,)]
+
+
+# -- rejections -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Rejection:
+    name: str
+    status: int
+    reason: str
+    fields: set[str]
+    content: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    url: str | None = None  # default: the callback URL
+    stream: bool = False  # send chunked, without Content-Length
+
+    def send(self, callback_url: str) -> httpx.Response:
+        content: bytes | Iterator[bytes] = self.content
+        if self.stream:
+            data = self.content
+            content = (data[i : i + 8192] for i in range(0, len(data), 8192))
+        return httpx.post(
+            self.url or callback_url, content=content, headers=self.headers, timeout=10
+        )
+
+
+# Each bad value of a documented field, alone (or two at once), as the fields the error names.
+BAD_FIELD_VALUES: list[tuple[dict[str, str], set[str]]] = [
+    ({"CallSid": "has space"}, {"CallSid"}),
+    ({"CallSid": "x" * 65}, {"CallSid"}),
+    ({"AccountSid": "bad/sid"}, {"AccountSid"}),
+    ({"From": "5551234567"}, {"From"}),
+    ({"From": "+0551234567"}, {"From"}),
+    ({"From": "+1 555 123 4567"}, {"From"}),
+    ({"To": "anonymous"}, {"To"}),
+    ({"To": "+1555123456789012"}, {"To"}),
+    ({"Timestamp": "yesterday"}, {"Timestamp"}),
+    ({"Timestamp": "2024-04-04T18:32:15"}, {"Timestamp"}),
+    ({"Timestamp": ""}, {"Timestamp"}),
+    ({"CallStatus": "exploded"}, {"CallStatus"}),
+    ({"CallStatus": ""}, {"CallStatus"}),
+    ({"CallDuration": "-1"}, {"CallDuration"}),
+    ({"CallDuration": "12.5"}, {"CallDuration"}),
+    ({"CallDuration": "abc"}, {"CallDuration"}),
+    ({"CallDuration": ""}, {"CallDuration"}),
+    ({"CallDuration": "604801"}, {"CallDuration"}),
+    ({"AudioInMos": "0.9"}, {"AudioInMos"}),
+    ({"AudioInMos": "5.01"}, {"AudioInMos"}),
+    ({"AudioInMos": "good"}, {"AudioInMos"}),
+    ({"AudioInMos": "NaN"}, {"AudioInMos"}),
+    ({"AudioInMos": ""}, {"AudioInMos"}),
+    ({"From": "nobody", "AudioInMos": "9"}, {"From", "AudioInMos"}),
+]
+# JSON (bodySHA256-signed) values of the wrong type.
+BAD_JSON_VALUES: list[tuple[dict[str, Any], set[str]]] = [
+    ({"CallDuration": True}, {"CallDuration"}),
+    ({"CallDuration": 1.5}, {"CallDuration"}),
+    ({"CallDuration": -3}, {"CallDuration"}),
+    ({"AudioInMos": None}, {"AudioInMos"}),
+    ({"AudioInMos": [4.5]}, {"AudioInMos"}),
+    ({"From": 15551234567}, {"From"}),
+    ({"CallSid": {"id": "x"}}, {"CallSid"}),
+]
+
+
+def rejection_cases(url: str) -> list[Rejection]:
+    fields = callback_fields()
+    form = urlencode(fields).encode()
+    form_headers = {"Content-Type": FORM}
+    cases = [
+        Rejection(
+            "missing signature",
+            403,
+            "signature",
+            {"X-SignalWire-Signature"},
+            form,
+            dict(form_headers),
+        ),
+        Rejection(
+            "garbage signature",
+            403,
+            "signature",
+            {"X-SignalWire-Signature"},
+            form,
+            {**form_headers, "X-SignalWire-Signature": "bm90IGEgc2lnbmF0dXJl"},
+        ),
+        Rejection(
+            "wrong key",
+            403,
+            "signature",
+            {"X-SignalWire-Signature"},
+            form,
+            {**form_headers, "X-SignalWire-Signature": sw_sign(url, fields, "PSKsomebody-else")},
+        ),
+        Rejection(
+            "wrong key, Twilio header",
+            403,
+            "signature",
+            {"X-SignalWire-Signature"},
+            form,
+            {**form_headers, "X-Twilio-Signature": twilio_sign(url, fields, "PSKsomebody-else")},
+        ),
+        Rejection(
+            "tampered field",
+            403,
+            "signature",
+            {"X-SignalWire-Signature"},
+            urlencode(dict(fields, CallDuration="9999")).encode(),
+            {**form_headers, "X-SignalWire-Signature": sw_sign(url, fields)},
+        ),
+        Rejection(
+            "signed for another URL",
+            403,
+            "signature",
+            {"X-SignalWire-Signature"},
+            form,
+            {**form_headers, "X-SignalWire-Signature": sw_sign(url + "?other=1", fields)},
+        ),
+    ]
+
+    body = json_body(callback_fields())
+    other_body = json_body(callback_fields())
+    hashed_url = body_hash_url(url, other_body)  # the hash of a different body
+    cases.append(
+        Rejection(
+            "bodySHA256 mismatch",
+            403,
+            "signature",
+            {"X-SignalWire-Signature"},
+            body,
+            {
+                "Content-Type": "application/json",
+                "X-SignalWire-Signature": twilio_sign(hashed_url, {}),
+            },
+            url=hashed_url,
+        )
+    )
+
+    for name in EXAMPLE_PAYLOAD:
+        missing = {k: v for k, v in callback_fields().items() if k != name}
+        cases.append(
+            Rejection(
+                f"missing {name}",
+                400,
+                "invalid",
+                {name},
+                urlencode(missing).encode(),
+                {**form_headers, "X-SignalWire-Signature": sw_sign(url, missing)},
+            )
+        )
+    for overrides, bad in BAD_FIELD_VALUES:
+        bad_fields = callback_fields(**overrides)
+        cases.append(
+            Rejection(
+                f"bad {sorted(overrides)}={list(overrides.values())}",
+                400,
+                "invalid",
+                bad,
+                urlencode(bad_fields).encode(),
+                {**form_headers, "X-SignalWire-Signature": sw_sign(url, bad_fields)},
+            )
+        )
+    for json_overrides, bad in BAD_JSON_VALUES:
+        raw = json_body({**callback_fields(), **json_overrides})
+        signed = body_hash_url(url, raw)
+        cases.append(
+            Rejection(
+                f"bad JSON {json_overrides}",
+                400,
+                "invalid",
+                bad,
+                raw,
+                {
+                    "Content-Type": "application/json",
+                    "X-SignalWire-Signature": twilio_sign(signed, {}),
+                },
+                url=signed,
+            )
+        )
+
+    twice = [*callback_fields().items(), ("CallStatus", "failed")]
+    cases.append(
+        Rejection(
+            "field given twice",
+            400,
+            "invalid",
+            {"CallStatus"},
+            urlencode(twice).encode(),
+            {**form_headers, "X-SignalWire-Signature": pairs_sign(url, twice)},
+        )
+    )
+
+    latin1 = urlencode(callback_fields()).encode() + b"&CallerName=Zo\xeb"
+    cases.append(
+        Rejection(
+            "form not UTF-8",
+            400,
+            "invalid",
+            {"body"},
+            latin1,
+            {**form_headers, "X-SignalWire-Signature": sw_sign(url, fields)},
+        )
+    )
+
+    for label, raw in [
+        ("JSON array", b'[{"CallSid": "x"}]'),
+        ("JSON string", b'"CallSid"'),
+        ("invalid JSON", b'{"CallSid": "x",'),
+        ("JSON not UTF-8", b'{"From": "\xff\xfe"}'),
+    ]:
+        signed = body_hash_url(url, raw)
+        cases.append(
+            Rejection(
+                label,
+                400,
+                "invalid",
+                {"body"},
+                raw,
+                {
+                    "Content-Type": "application/json",
+                    "X-SignalWire-Signature": twilio_sign(signed, {}),
+                },
+                url=signed,
+            )
+        )
+
+    cases.append(
+        Rejection(
+            "text/plain",
+            415,
+            "unsupported",
+            {"Content-Type"},
+            form,
+            {"Content-Type": "text/plain", "X-SignalWire-Signature": sw_sign(url, fields)},
+        )
+    )
+
+    big = callback_fields(Padding="p" * (70 * 1024))  # a signed, otherwise valid callback
+    cases.append(
+        Rejection(
+            "70 KB form",
+            413,
+            "too_large",
+            {"body"},
+            urlencode(big).encode(),
+            {**form_headers, "X-SignalWire-Signature": sw_sign(url, big)},
+        )
+    )
+    cases.append(
+        Rejection(
+            "70 KB chunked JSON",
+            413,
+            "too_large",
+            {"body"},
+            json_body(big),
+            {"Content-Type": "application/json"},
+            stream=True,
+        )
+    )
+    return cases
+
+
+def test_every_rejection_is_answered_quarantined_and_stores_nothing(server: ServerProcess) -> None:
+    cases = rejection_cases(server.callback_url)
+    wrong = []
+    for case in cases:
+        response = case.send(server.callback_url)
+        data = answer(response)
+        got = (response.status_code, data.get("reason"), set(data.get("fields", {})))
+        if got != (case.status, case.reason, case.fields) or not data.get("error"):
+            wrong.append(f"{case.name}: {response.status_code} {data}")
+        for why in data.get("fields", {}).values():
+            assert isinstance(why, str) and why, (case.name, data)
+    assert not wrong, "\n".join(wrong)
+
+    entries = quarantine_list(server)
+    assert len(entries) == len(cases), "one quarantine entry per rejected request"
+    for case, entry in zip(cases, entries, strict=True):
+        assert entry["reason"] == case.reason, (case.name, entry)
+        assert set(entry["errors"]) == case.fields, (case.name, entry)
+        assert entry["method"] == "POST"
+        if case.stream:  # no Content-Length: the size is known as far as it was read
+            assert entry["body_size"] > 65536, (case.name, entry)
+        else:
+            assert entry["body_size"] == len(case.content), (case.name, entry)
+        assert entry["url"] == (case.url or server.callback_url)
+        assert_recent_iso_utc(entry["received_at"])
+
+    # The raw request is kept: headers and body, truncated only when too large.
+    first = quarantine_show(server, entries[0]["id"])
+    assert first["body"] == cases[0].content.decode()
+    assert first["truncated"] is False
+    assert first["headers"]["content-type"] == FORM
+    for case, entry in zip(cases, entries, strict=True):
+        if case.status != 413:
+            continue
+        shown = quarantine_show(server, entry["id"])
+        assert shown["truncated"] is True, case.name
+        assert shown["body"] == case.content[:65536].decode(), case.name
+
+    assert export_rows(server) == []
+    assert query(server.db_path, "SELECT count(*) FROM calls") == [(0,)]
+    expected: dict[str, float] = {}
+    for case in cases:
+        expected[case.reason] = expected.get(case.reason, 0.0) + 1
+    assert outcome_counts(server) == expected
+
+
+# -- accepted encodings and signature variants ----------------------------------------------------
+
+
+def test_encodings_and_signature_schemes(server: ServerProcess) -> None:
+    url = server.callback_url
+    sent: dict[str, dict[str, Any]] = {}
+
+    def expect_inserted(
+        response: httpx.Response, fields: Mapping[str, str], **changes: Any
+    ) -> None:
+        assert_result(response, "inserted")
+        sent[fields["CallSid"]] = expected_row(fields, **changes)
+
+    # Form POST, signed by the official SignalWire SDK.
+    f = callback_fields()
+    expect_inserted(form_post(url, f), f)
+
+    # Form POST with X-Twilio-Signature, signed by the official Twilio SDK.
+    f = callback_fields()
+    expect_inserted(httpx.post(url, data=f, headers={"X-Twilio-Signature": twilio_sign(url, f)}), f)
+
+    # JSON with ?bodySHA256: the signature covers the URL alone.
+    f = callback_fields()
+    raw = json_body(f)
+    signed = body_hash_url(url, raw)
+    headers = {"Content-Type": "application/json", "X-SignalWire-Signature": sw_sign(signed, {})}
+    expect_inserted(httpx.post(signed, content=raw, headers=headers), f)
+
+    # The same with JSON numbers, and charset in the content type.
+    f = callback_fields()
+    raw = json_body({**f, "CallDuration": 142, "AudioInMos": 4.5})
+    signed = body_hash_url(url, raw)
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "X-Twilio-Signature": twilio_sign(signed, {}),
+    }
+    expect_inserted(httpx.post(signed, content=raw, headers=headers), f)
+
+    # JSON without bodySHA256: the fields are signed like form parameters.
+    f = callback_fields()
+    headers = {"Content-Type": "application/json", "X-SignalWire-Signature": sw_sign(url, f)}
+    expect_inserted(httpx.post(url, content=json_body(f), headers=headers), f)
+
+    # The native scheme: hex(HMAC-SHA1(key, url + raw body)).
+    f = callback_fields()
+    raw = json_body(f)
+    headers = {"Content-Type": "application/json", "X-SignalWire-Signature": native_sign(url, raw)}
+    expect_inserted(httpx.post(url, content=raw, headers=headers), f)
+    assert SignalWireValidator(SIGNING_KEY).validate(url, raw.decode(), native_sign(url, raw))
+
+    # A Twilio-style CallSid.
+    f = callback_fields(CallSid="CA" + uuid.uuid4().hex)
+    expect_inserted(form_post(url, f), f)
+
+    # GET with the fields as query parameters; the signature covers the full URL.
+    f = callback_fields(From="+442071838750")
+    get_url = f"{url}?{urlencode(f)}"
+    response = httpx.get(get_url, headers={"X-SignalWire-Signature": sw_sign(get_url, {})})
+    expect_inserted(response, f)
+
+    # A StatusCallback URL with its own query string: signed as part of the URL.
+    f = callback_fields()
+    tenant_url = f"{url}?tenant=north&x=%2B1"
+    expect_inserted(form_post(tenant_url, f), f)
+
+    # The sender called http://receiver.example/... (port 80 implied) but signed the URL with an
+    # explicit :80, and the other way round: both spellings are accepted.
+    f = callback_fields()
+    response = form_post(
+        url,
+        f,
+        signed_url=f"http://receiver.example:80{CALLBACK_PATH}",
+        headers={"Host": "receiver.example"},
+    )
+    expect_inserted(response, f)
+    f = callback_fields()
+    response = form_post(
+        url,
+        f,
+        signed_url=f"http://receiver.example{CALLBACK_PATH}",
+        headers={"Host": "receiver.example:80"},
+    )
+    expect_inserted(response, f)
+
+    by_sid = rows_by_sid(server)
+    assert set(by_sid) == set(sent)
+    for sid, row in by_sid.items():
+        assert without_received_at(row) == sent[sid], sid
+        assert_recent_iso_utc(row["received_at"])
+
+
+def test_public_url_is_what_gets_signed(start_server: Callable[..., ServerProcess]) -> None:
+    public = "https://calls.example.com/base"
+    server = start_server({"CALLPULSE_PUBLIC_URL": public + "/"})
+    signed_url = public + CALLBACK_PATH
+    sids = []
+
+    f = callback_fields()
+    assert_result(form_post(server.callback_url, f, signed_url=signed_url), "inserted")
+    sids.append(f["CallSid"])
+
+    f = callback_fields()  # signed with the explicit standard port
+    explicit_port = f"https://calls.example.com:443/base{CALLBACK_PATH}"
+    assert_result(form_post(server.callback_url, f, signed_url=explicit_port), "inserted")
+    sids.append(f["CallSid"])
+
+    f = callback_fields()  # the query string is part of the signed URL
+    response = form_post(f"{server.callback_url}?tenant=7", f, signed_url=f"{signed_url}?tenant=7")
+    assert_result(response, "inserted")
+    sids.append(f["CallSid"])
+
+    f = callback_fields()  # GET
+    query_string = urlencode(f)
+    response = httpx.get(
+        f"{server.callback_url}?{query_string}",
+        headers={"X-Twilio-Signature": twilio_sign(f"{signed_url}?{query_string}", {})},
+    )
+    assert_result(response, "inserted")
+    sids.append(f["CallSid"])
+
+    # A signature over the loopback URL the server actually sees is now wrong.
+    f = callback_fields()
+    response = form_post(server.callback_url, f)
+    assert response.status_code == 403
+    assert answer(response)["reason"] == "signature"
+
+    assert sorted(rows_by_sid(server)) == sorted(sids)
+    entries = quarantine_list(server)
+    assert [(e["reason"], e["url"]) for e in entries] == [("signature", signed_url)]
+
+
+def test_per_account_keys_and_rotation(start_server: Callable[..., ServerProcess]) -> None:
+    one, two = "b3877c40-0000-4998-90ad-000000000001", "b3877c40-0000-4998-90ad-000000000002"
+    server = start_server(
+        {"CALLPULSE_SIGNING_KEYS": f"{one}=PSKone, {two}=PSKtwo-old,{two}=PSKtwo-new"}
+    )
+    url = server.callback_url
+    accepted = []
+    for account, key in [(one, "PSKone"), (two, "PSKtwo-old"), (two, "PSKtwo-new")]:
+        f = callback_fields(AccountSid=account)
+        assert_result(form_post(url, f, key=key), "inserted")
+        accepted.append((account, f["CallSid"]))
+
+    refused = [
+        (one, "PSKtwo-new"),  # another account's key
+        (two, "PSKone"),
+        (two, SIGNING_KEY),
+        ("b3877c40-0000-4998-90ad-000000000003", "PSKone"),  # an account with no key at all
+    ]
+    for account, key in refused:
+        response = form_post(url, callback_fields(AccountSid=account), key=key)
+        assert response.status_code == 403, (account, key, response.text)
+        assert answer(response)["reason"] == "signature"
+    unknown = answer(response)["fields"]["X-SignalWire-Signature"]
+    assert "b3877c40-0000-4998-90ad-000000000003" in unknown
+
+    rows = rows_by_sid(server)
+    assert sorted((r["account_sid"], r["call_sid"]) for r in rows.values()) == sorted(accepted)
+    assert [e["reason"] for e in quarantine_list(server)] == ["signature"] * len(refused)
+
+
+def test_same_call_sid_in_two_accounts_is_two_calls(server: ServerProcess) -> None:
+    f = callback_fields()
+    other = dict(f, AccountSid="b3877c40-0000-4998-90ad-0000000000ff")
+    assert_result(form_post(server.callback_url, f), "inserted")
+    assert_result(form_post(server.callback_url, other), "inserted")
+    rows = export_rows(server)
+    assert sorted(r["account_sid"] for r in rows) == sorted([ACCOUNT_SID, other["AccountSid"]])
+
+
+# -- what gets stored -----------------------------------------------------------------------------
+
+
+def test_withheld_callers_are_stored_as_withheld(server: ServerProcess) -> None:
+    sids = {}
+    for caller in ["anonymous", "Anonymous", "restricted", "unknown", ""]:
+        f = callback_fields(From=caller)
+        assert_result(form_post(server.callback_url, f), "inserted")
+        sids[f["CallSid"]] = expected_row(f, **{"from": "withheld"})
+    by_sid = rows_by_sid(server)
+    assert {sid: without_received_at(row) for sid, row in by_sid.items()} == sids
+
+
+def test_unknown_fields_are_kept_in_extra(server: ServerProcess) -> None:
+    f = callback_fields(
+        ApiVersion="2010-04-01",
+        Direction="inbound",
+        CallbackSource="call-progress-events",
+        SequenceNumber="0",
+        SipResultCode="200",
+        CallerName="Zoë Ünïcode",
+        Empty="",
+    )
+    assert_result(form_post(server.callback_url, f), "inserted")
+
+    j = callback_fields()
+    raw = json_body({**j, "Nested": {"jitter": [1, 2]}, "Flag": True, "Count": 3})
+    signed = body_hash_url(server.callback_url, raw)
+    headers = {"Content-Type": "application/json", "X-SignalWire-Signature": sw_sign(signed, {})}
+    assert_result(httpx.post(signed, content=raw, headers=headers), "inserted")
+
+    by_sid = rows_by_sid(server)
+    assert by_sid[f["CallSid"]]["extra"] == {
+        "ApiVersion": "2010-04-01",
+        "Direction": "inbound",
+        "CallbackSource": "call-progress-events",
+        "SequenceNumber": "0",
+        "SipResultCode": "200",
+        "CallerName": "Zoë Ünïcode",
+        "Empty": "",
+    }
+    assert by_sid[j["CallSid"]]["extra"] == {"Nested": {"jitter": [1, 2]}, "Flag": True, "Count": 3}
+
+
+def test_timestamps_are_stored_in_utc(server: ServerProcess) -> None:
+    same_moment = [
+        "Thu, 04 Apr 2024 18:32:15 +0000",
+        "Thu, 04 Apr 2024 14:32:15 -0400",
+        "Thu, 04 Apr 2024 18:32:15 GMT",
+        "Thu, 04 Apr 2024 18:32:15 -0000",
+        "2024-04-04T18:32:15Z",
+        "2024-04-04T20:32:15+02:00",
+    ]
+    sids = []
+    for timestamp in same_moment:
+        f = callback_fields(Timestamp=timestamp)
+        assert_result(form_post(server.callback_url, f), "inserted")
+        sids.append(f["CallSid"])
+    by_sid = rows_by_sid(server)
+    assert {sid: by_sid[sid]["started_at"] for sid in sids} == dict.fromkeys(
+        sids, "2024-04-04T18:32:15Z"
+    )
+
+
+def test_body_size_limit_is_exact(server: ServerProcess) -> None:
+    limit = 65536
+    base = callback_fields(Padding="")
+    at_limit = dict(base, Padding="p" * (limit - len(urlencode(base))))
+    assert len(urlencode(at_limit)) == limit
+    assert_result(form_post(server.callback_url, at_limit), "inserted")
+
+    over = dict(at_limit, CallSid=str(uuid.uuid4()), Padding=at_limit["Padding"] + "p")
+    assert len(urlencode(over)) == limit + 1
+    response = form_post(server.callback_url, over)
+    assert response.status_code == 413
+    assert answer(response)["reason"] == "too_large"
+
+    rows = export_rows(server)
+    assert [r["call_sid"] for r in rows] == [at_limit["CallSid"]]
+    assert rows[0]["extra"] == {"Padding": at_limit["Padding"]}
+    assert [(e["reason"], e["body_size"]) for e in quarantine_list(server)] == [
+        ("too_large", limit + 1)
+    ]
+
+
+def _json_request(url: str, raw: bytes, *, signed: bool) -> dict[str, Any]:
+    if not signed:
+        return {"url": url, "content": raw, "headers": {"Content-Type": "application/json"}}
+    hashed = body_hash_url(url, raw)
+    headers = {"Content-Type": "application/json", "X-SignalWire-Signature": sw_sign(hashed, {})}
+    return {"url": hashed, "content": raw, "headers": headers}
+
+
+def _with(fields: Mapping[str, Any], **changes: Any) -> bytes:
+    return json.dumps({**fields, **changes}).encode()
+
+
+# Requests that once made the endpoint raise (500, no quarantine entry): each must be refused
+# with a 400 naming what is wrong, and be quarantined like any other bad request.
+EXTREME_REQUESTS: dict[str, tuple[Callable[[str], dict[str, Any]], set[str]]] = {
+    "unsigned JSON nested 30000 deep": (
+        lambda url: _json_request(url, b"[" * 30000 + b"]" * 30000, signed=False),
+        {"body"},
+    ),
+    "unsigned JSON integer of 5000 digits": (
+        lambda url: _json_request(url, b'{"CallSid": ' + b"9" * 5000 + b"}", signed=False),
+        {"body"},
+    ),
+    "signed JSON AudioInMos 10**400": (
+        lambda url: _json_request(url, _with(callback_fields(), AudioInMos=10**400), signed=True),
+        {"AudioInMos"},
+    ),
+    "signed Timestamp past year 9999 in UTC": (
+        lambda url: {
+            "url": url,
+            "data": (f := callback_fields(Timestamp="9999-12-31T23:59:59-01:00")),
+            "headers": {"X-SignalWire-Signature": sw_sign(url, f)},
+        },
+        {"Timestamp"},
+    ),
+    "signed Timestamp before year 1 in UTC": (
+        lambda url: {
+            "url": url,
+            "data": (f := callback_fields(Timestamp="0001-01-01T00:00:00+01:00")),
+            "headers": {"X-SignalWire-Signature": sw_sign(url, f)},
+        },
+        {"Timestamp"},
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def refusing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for the cases that must all be refused (nothing is ever stored on it)."""
+    proc = ServerProcess(tmp_path_factory.mktemp("refusing")).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.mark.parametrize("case", list(EXTREME_REQUESTS))
+def test_extreme_values_are_refused_not_crashing(refusing_server: ServerProcess, case: str) -> None:
+    server = refusing_server
+    build, bad_fields = EXTREME_REQUESTS[case]
+    log_size = server.log_path.stat().st_size
+    quarantined = "SELECT id, reason, errors FROM quarantine ORDER BY id"
+    known = {row[0] for row in query(server.db_path, quarantined)}
+
+    response = httpx.post(**build(server.callback_url), timeout=10)
+
+    assert response.status_code == 400, f"{response.status_code} {response.text[:200]}"
+    data = answer(response)
+    assert (data["reason"], set(data["fields"])) == ("invalid", bad_fields)
+    new = [
+        (reason, set(json.loads(errors)))
+        for entry_id, reason, errors in query(server.db_path, quarantined)
+        if entry_id not in known
+    ]
+    assert new == [("invalid", bad_fields)]
+    assert query(server.db_path, "SELECT count(*) FROM calls") == [(0,)]
+    with server.log_path.open("rb") as log:
+        log.seek(log_size)
+        assert b"Traceback" not in log.read()
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def test_nan_never_reaches_the_export(server: ServerProcess) -> None:
+    """NaN / Infinity are not JSON: refuse them, or at least keep the export valid JSON."""
+    f = callback_fields()
+    raw = json.dumps({**f, "Jitter": float("nan"), "Peak": float("inf")}).encode()
+    assert b"NaN" in raw
+    response = httpx.post(**_json_request(server.callback_url, raw, signed=True), timeout=10)
+    if response.status_code == 400:
+        assert set(answer(response)["fields"]) == {"body"}
+        return
+    assert_result(response, "inserted")
+    for line in server.cli("export").stdout.splitlines():
+        json.loads(line, parse_constant=_no_constants)
+
+
+def test_connection_is_usable_after_a_refused_large_body(server: ServerProcess) -> None:
+    url = server.callback_url
+    big = callback_fields(Padding="p" * (70 * 1024))
+    small = callback_fields()
+    with httpx.Client(timeout=10) as client:
+        for _ in range(2):
+            refused = client.post(url, data=big, headers={"X-SignalWire-Signature": "x"})
+            assert refused.status_code == 413
+            accepted = client.post(
+                url, data=small, headers={"X-SignalWire-Signature": sw_sign(url, small)}
+            )
+            assert accepted.status_code == 200, accepted.text
+    assert [r["call_sid"] for r in export_rows(server)] == [small["CallSid"]]
+
+
+def test_quarantine_is_bounded_and_counts_what_it_dropped(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server({"CALLPULSE_QUARANTINE_MAX_ENTRIES": "3"})
+    for n in range(5):
+        response = form_post(server.callback_url, callback_fields(CallDuration=f"-{n}"))
+        assert response.status_code == 400
+    entries = quarantine_list(server)
+    assert len(entries) == 3
+    bodies = [row[0].decode() for row in query(server.db_path, "SELECT body FROM quarantine")]
+    assert [parse_qs(body)["CallDuration"] for body in bodies] == [["-2"], ["-3"], ["-4"]]
+    assert metric_value(server, "callpulse_quarantine_entries") == 3.0
+    assert metric_value(server, "callpulse_quarantine_dropped") == 2.0
+    table = server.cli("quarantine", "list").stdout
+    assert "3 kept" in table
+    assert "2 dropped" in table
+
+
+def test_callback_path_is_configurable(start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server({"CALLPULSE_CALLBACK_PATH": "/hooks/inbound-status"})
+    url = f"{server.base_url}/hooks/inbound-status"
+    f = callback_fields()
+    assert_result(form_post(url, f), "inserted")
+    assert httpx.post(server.callback_url, data=f).status_code == 404
+    assert list(rows_by_sid(server)) == [f["CallSid"]]
+
+
+def test_several_workers_store_each_call_once(start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server(args=("--workers", "2"))
+    calls = [callback_fields() for _ in range(12)]
+    copies = 4
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda f: form_post(server.callback_url, f), calls * copies))
+    results = sorted(answer(r)["result"] for r in responses)
+    assert results == ["duplicate"] * (len(calls) * (copies - 1)) + ["inserted"] * len(calls)
+    assert sorted(rows_by_sid(server)) == sorted(f["CallSid"] for f in calls)
+    # Any worker's /metrics answers for all of them.
+    for _ in range(4):
+        counts = outcome_counts(server)
+        assert counts == {"inserted": len(calls), "duplicate": len(calls) * (copies - 1)}
+
+
+# -- health, readiness, metrics -------------------------------------------------------------------
+
+
+def test_health_readiness_and_metrics(server: ServerProcess) -> None:
+    base = server.base_url
+    health = httpx.get(f"{base}/healthz")
+    assert (health.status_code, health.json()) == (200, {"status": "ok"})
+    ready = httpx.get(f"{base}/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ready"
+
+    url = server.callback_url
+    calls = [callback_fields() for _ in range(3)]
+    for f in calls:
+        assert_result(form_post(url, f), "inserted")
+    for f in calls[:2]:
+        assert_result(form_post(url, f), "duplicate")
+    assert_result(form_post(url, dict(calls[0], CallDuration="7")), "updated")
+    for key in ("PSKwrong", "PSKwrong2"):
+        assert form_post(url, callback_fields(), key=key).status_code == 403
+    assert form_post(url, callback_fields(AudioInMos="7")).status_code == 400
+    assert httpx.post(url, content=b"x", headers={"Content-Type": "text/csv"}).status_code == 415
+    assert httpx.post(url, content=b"x" * 70_000, headers={"Content-Type": FORM}).status_code == 413
+
+    metrics = httpx.get(f"{base}/metrics")
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert outcome_counts(server) == {
+        "inserted": 3.0,
+        "duplicate": 2.0,
+        "updated": 1.0,
+        "signature": 2.0,
+        "invalid": 1.0,
+        "unsupported": 1.0,
+        "too_large": 1.0,
+    }
+    assert metric_value(server, "callpulse_callback_latency_seconds_count") == 11.0
+    assert metric_value(server, "callpulse_quarantine_entries") == 5.0
+    assert metric_value(server, "callpulse_spool_depth") == 0.0
+    assert metric_value(server, "callpulse_database_up") == 1.0
+
+
+def test_head_probe_is_answered_and_not_quarantined(server: ServerProcess) -> None:
+    assert httpx.head(server.callback_url).status_code == 200
+    assert quarantine_list(server) == []
+    assert export_rows(server) == []
+
+
+# -- start-up -------------------------------------------------------------------------------------
+
+
+def _env_without_keys(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLPULSE_")}
+    env["CALLPULSE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'refused.db'}"
+    env["CALLPULSE_SPOOL_DIR"] = str(tmp_path / "spool")
+    env.update(extra)
+    return env
+
+
+@pytest.mark.parametrize("keys", [None, "", " , "])
+def test_serve_refuses_to_start_without_keys(tmp_path: Path, keys: str | None) -> None:
+    env = _env_without_keys(tmp_path)
+    if keys is not None:
+        env["CALLPULSE_SIGNING_KEYS"] = keys
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "callpulse", "serve", "--port", str(free_port())],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("serve started without any signing key")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "CALLPULSE_SIGNING_KEYS" in lines[0]
+    assert "--allow-unsigned" in lines[0]
+
+
+def test_allow_unsigned_accepts_unsigned_callbacks(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server({"CALLPULSE_SIGNING_KEYS": ""}, ("--allow-unsigned",))
+    assert "warning" in server.log_path.read_text().lower()
+    f = callback_fields()
+    assert_result(httpx.post(server.callback_url, data=f), "inserted")
+    assert_result(httpx.post(server.callback_url, data=f), "duplicate")
+    g = callback_fields()
+    assert_result(httpx.get(f"{server.callback_url}?{urlencode(g)}"), "inserted")
+    # Validation still applies.
+    bad = httpx.post(server.callback_url, data=callback_fields(From="nobody"))
+    assert bad.status_code == 400
+    assert set(answer(bad)["fields"]) == {"From"}
+    assert sorted(rows_by_sid(server)) == sorted([f["CallSid"], g["CallSid"]])
+
+
+def test_allow_unsigned_does_not_disable_configured_keys(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server(args=("--allow-unsigned",))
+    response = httpx.post(server.callback_url, data=callback_fields())
+    assert response.status_code == 403
+    assert_result(form_post(server.callback_url, callback_fields()), "inserted")
