@@ -119,6 +119,7 @@ class PostgresStore(Store):
 
     def write_batch(self, ops: Sequence[WriteOp]) -> list[SaveResult]:
         months = {month_start(op.record.started_at) for op in ops if isinstance(op, CallWrite)}
+        months |= {next_month(month) for month in months}  # the next one ahead of time
         for attempt in range(RETRIES):
             try:
                 self.ensure_partitions(months)
