@@ -15,7 +15,9 @@ from pathlib import Path
 
 import httpx
 
+from callpulse.config import Settings
 from callpulse.signature import compatibility_signature
+from callpulse.store import Store, open_store
 
 SIGNING_KEY = "PSKtest-signing-key-0123456789"
 ACCOUNT_SID = "b3877c40-da60-4998-90ad-b792e98472af"
@@ -49,17 +51,24 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`callpulse serve` as a child process on a free loopback port."""
+    """`callpulse serve` as a child process on a free loopback port.
+
+    It stores into ``database_url`` (any URL ``callpulse`` takes), by default the SQLite file
+    ``callpulse.db`` in ``workdir``; the spool is always ``workdir/spool``.
+    """
 
     def __init__(
-        self, workdir: Path, env: Mapping[str, str] | None = None, args: tuple[str, ...] = ()
+        self,
+        workdir: Path,
+        env: Mapping[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        database_url: str | None = None,
     ) -> None:
         self.workdir = workdir
         self.port = free_port()
-        self.db_path = workdir / "callpulse.db"
         self.env = {
             **os.environ,
-            "CALLPULSE_DATABASE_URL": f"sqlite:///{self.db_path}",
+            "CALLPULSE_DATABASE_URL": database_url or f"sqlite:///{workdir / 'callpulse.db'}",
             "CALLPULSE_SPOOL_DIR": str(workdir / "spool"),
             "CALLPULSE_SIGNING_KEYS": SIGNING_KEY,
             **(env or {}),
@@ -67,6 +76,27 @@ class ServerProcess:
         self.args = args
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / f"serve-{self.port}.log"
+
+    @property
+    def database_url(self) -> str:
+        """The database the server stores into (``env`` may have overridden the default)."""
+        return self.env["CALLPULSE_DATABASE_URL"]
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file, for tests about SQLite itself; an error on any other backend."""
+        if not self.database_url.startswith("sqlite:///"):
+            raise ValueError(f"not an SQLite server: {self.database_url}")
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
+    @contextlib.contextmanager
+    def store(self) -> Iterator[Store]:
+        """A `Store` on the server's database, for assertions; closed afterwards."""
+        backend = open_store(Settings(database_url=self.database_url))
+        try:
+            yield backend
+        finally:
+            backend.close()
 
     @property
     def base_url(self) -> str:
@@ -160,3 +190,19 @@ def postgres_schema() -> Iterator[str]:
     finally:
         with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+@contextlib.contextmanager
+def backend_database(backend: str, workdir: Path) -> Iterator[str]:
+    """A fresh database on ``backend``: the file callpulse.db in ``workdir``, or a new schema on
+    the test PostgreSQL (dropped afterwards)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{workdir / 'callpulse.db'}"
+    elif backend == "postgres":
+        with postgres_schema() as url:
+            yield url
+    else:
+        raise ValueError(f"unknown backend {backend!r}")

@@ -190,6 +190,15 @@ class Ingestor:
             log.error("callback %s not stored: %s", write.record.call_sid, exc)
             return Answer(503, {"error": "storage unavailable, retry later"})
         metrics.CALLBACKS.labels(result.value).inc()
+        if result is SaveResult.REFUSED:
+            return Answer(
+                500,
+                {
+                    "result": result.value,
+                    "error": "the database refused this callback; "
+                    "it is kept in quarantine (callpulse quarantine list)",
+                },
+            )
         return Answer(200, {"result": result.value})
 
     async def _quarantine(self, raw: RawCallback, rejection: Rejected) -> None:

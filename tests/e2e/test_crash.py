@@ -1,20 +1,20 @@
 """Crash durability: `kill -9` the receiver under concurrent load, restart it on the same files.
 
 Every callback that was answered 200 must be in the database exactly once afterwards; nothing may
-be stored twice, and nothing that was never sent may appear.
+be stored twice, and nothing that was never sent may appear. Runs on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
-from contextlib import closing
+from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.support import ServerProcess, callback_fields, sign
+from tests.support import BACKENDS, ServerProcess, backend_database, callback_fields, sign
 
 ROUNDS = 2
 THREADS = 6
@@ -91,12 +91,13 @@ class Load:
                         )
 
 
-def stored_counts(db_path: Path) -> dict[str, int]:
-    with closing(sqlite3.connect(db_path, timeout=10)) as conn:
-        rows = conn.execute(
-            "SELECT account_sid, call_sid, count(*) FROM calls GROUP BY account_sid, call_sid"
-        ).fetchall()
-    return {call_sid: count for _account, call_sid, count in rows}
+def stored_calls(server: ServerProcess) -> tuple[dict[str, int], dict[str, int]]:
+    """(CallSid -> how many times it is stored, CallSid -> stored CallDuration) of every call."""
+    with server.store() as store:
+        calls = list(store.iter_calls())
+        assert store.count_calls() == len(calls)
+    counts = Counter(call.record.call_sid for call in calls)
+    return dict(counts), {call.record.call_sid: call.record.duration_s for call in calls}
 
 
 def wait_for_empty_spool(spool_dir: Path, timeout: float = 10.0) -> None:
@@ -125,26 +126,30 @@ def load_then_kill(server: ServerProcess) -> Load:
     return load
 
 
-def test_kill_9_under_load_loses_no_acknowledged_callback(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kill_9_under_load_loses_no_acknowledged_callback(backend: str, tmp_path: Path) -> None:
+    with backend_database(backend, tmp_path) as database_url:
+        crash_twice_then_check(tmp_path, database_url)
+
+
+def crash_twice_then_check(tmp_path: Path, database_url: str) -> None:
     # Two crashes: the second one hits a server that started on the first one's files.
     sent: dict[str, dict[str, str]] = {}
     acked: set[str] = set()
     for _round in range(ROUNDS):
-        load = load_then_kill(ServerProcess(tmp_path).start())
+        load = load_then_kill(ServerProcess(tmp_path, database_url=database_url).start())
         sent.update(load.sent)
         acked.update(load.acked)
 
-    restarted = ServerProcess(tmp_path).start()
+    restarted = ServerProcess(tmp_path, database_url=database_url).start()
     try:
         wait_for_empty_spool(tmp_path / "spool")
-        counts = stored_counts(restarted.db_path)
+        counts, stored = stored_calls(restarted)
         twice = {sid: n for sid, n in counts.items() if n != 1}
         assert not twice, f"stored more than once: {twice}"
         lost = acked - set(counts)
         assert not lost, f"{len(lost)} acknowledged callbacks lost, e.g. {sorted(lost)[:3]}"
         assert set(counts) <= set(sent), "a call that was never sent is stored"
-        with closing(sqlite3.connect(restarted.db_path, timeout=10)) as conn:
-            stored = dict(conn.execute("SELECT call_sid, duration_s FROM calls").fetchall())
         wrong = [
             sid for sid, duration in stored.items() if duration != int(sent[sid]["CallDuration"])
         ]
@@ -160,6 +165,6 @@ def test_kill_9_under_load_loses_no_acknowledged_callback(tmp_path: Path) -> Non
                 assert response.json() == {"result": "duplicate"}, sid
             fresh = callback_fields()
             assert restarted.post(fresh, client=client).json() == {"result": "inserted"}
-        assert stored_counts(restarted.db_path) == {**counts, fresh["CallSid"]: 1}
+        assert stored_calls(restarted)[0] == {**counts, fresh["CallSid"]: 1}
     finally:
         restarted.stop()

@@ -1,4 +1,5 @@
-"""End to end: signed callbacks over loopback HTTP to a real `callpulse serve`, real SQLite.
+"""End to end: signed callbacks over loopback HTTP to a real `callpulse serve`, on a real SQLite
+and a real PostgreSQL.
 
 Signatures are computed with the official SignalWire / Twilio validator classes (or an
 independent HMAC here), never with callpulse's own signing code, so a shared misunderstanding of
@@ -8,19 +9,18 @@ the scheme cannot make both sides agree.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,11 +32,14 @@ import pytest
 from signalwire.request_validator import RequestValidator as SignalWireValidator
 from twilio.request_validator import RequestValidator as TwilioValidator
 
+from callpulse.store.base import QuarantineEntry
 from tests.support import (
     ACCOUNT_SID,
+    BACKENDS,
     EXAMPLE_PAYLOAD,
     SIGNING_KEY,
     ServerProcess,
+    backend_database,
     callback_fields,
     free_port,
 )
@@ -125,9 +128,10 @@ def quarantine_show(server: ServerProcess, entry_id: int) -> dict[str, Any]:
     return data
 
 
-def query(db_path: Path, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(db_path, timeout=5)) as conn:
-        return conn.execute(sql, params).fetchall()
+def stored_quarantine(server: ServerProcess) -> list[QuarantineEntry]:
+    """Every quarantine entry in the server's database, oldest first."""
+    with server.store() as store:
+        return list(reversed(store.list_quarantine(limit=100000)))
 
 
 def outcome_counts(server: ServerProcess) -> dict[str, float]:
@@ -177,20 +181,24 @@ def assert_recent_iso_utc(text: str) -> None:
 
 
 @pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """Start servers with extra settings / arguments, each in its own directory."""
+def start_server(backend: str, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start servers with extra settings / arguments, each in its own directory and database."""
     started: list[ServerProcess] = []
+    with contextlib.ExitStack() as databases:
 
-    def start(env: Mapping[str, str] | None = None, args: tuple[str, ...] = ()) -> ServerProcess:
-        workdir = tmp_path / f"server{len(started)}"
-        workdir.mkdir()
-        proc = ServerProcess(workdir, env=env, args=args)
-        started.append(proc)
-        return proc.start()
+        def start(
+            env: Mapping[str, str] | None = None, args: tuple[str, ...] = ()
+        ) -> ServerProcess:
+            workdir = tmp_path / f"server{len(started)}"
+            workdir.mkdir()
+            url = databases.enter_context(backend_database(backend, workdir))
+            proc = ServerProcess(workdir, env=env, args=args, database_url=url)
+            started.append(proc)
+            return proc.start()
 
-    yield start
-    for proc in started:
-        proc.stop()
+        yield start
+        for proc in started:
+            proc.stop()
 
 
 # -- the document's example -----------------------------------------------------------------------
@@ -255,9 +263,14 @@ def test_retries_are_stored_once_sequential_and_concurrent(server: ServerProcess
     by_sid = rows_by_sid(server)
     assert set(by_sid) == {sequential["CallSid"], concurrent["CallSid"]}
     assert without_received_at(by_sid[concurrent["CallSid"]]) == expected_row(concurrent)
-    counts = query(server.db_path, "SELECT call_sid, count(*) FROM calls GROUP BY call_sid")
-    assert sorted(counts) == sorted([(sequential["CallSid"], 1), (concurrent["CallSid"], 1)])
-    assert query(server.db_path, "SELECT count(*) FROM call_history") == [(0,)]
+    with server.store() as store:
+        stored = sorted(call.record.call_sid for call in store.iter_calls())
+        assert stored == sorted([sequential["CallSid"], concurrent["CallSid"]])  # each once
+        assert store.count_calls() == 2
+        for f in (sequential, concurrent):
+            call = store.get_call(f["AccountSid"], f["CallSid"])
+            assert call is not None and call.version == 1  # never updated: no history
+            assert store.call_history(f["AccountSid"], f["CallSid"]) == []
     assert outcome_counts(server) == {"inserted": 2.0, "duplicate": 4.0 + threads - 1}
 
 
@@ -276,24 +289,38 @@ def test_later_callback_updates_and_keeps_history(server: ServerProcess) -> None
     assert parse_iso(row["received_at"]) >= parse_iso(received_first)
 
     def history() -> list[tuple[Any, ...]]:
-        return query(
-            server.db_path,
-            "SELECT h.version, h.status, h.duration_s, h.mos, h.extra, h.from_number, "
-            "h.to_number FROM call_history h JOIN calls c ON c.id = h.call_id "
-            "WHERE c.account_sid = ? AND c.call_sid = ? ORDER BY h.version",
-            (first["AccountSid"], sid),
-        )
+        with server.store() as store:
+            versions = store.call_history(first["AccountSid"], sid)
+        return [
+            (
+                h.version,
+                h.record.status,
+                h.record.duration_s,
+                h.record.mos,
+                h.record.extra,
+                h.record.from_number,
+                h.record.to_number,
+            )
+            for h in versions
+        ]
 
-    old = [(1, "failed", 0, 1.0, "{}", first["From"], first["To"])]
+    def version() -> int | None:
+        with server.store() as store:
+            call = store.get_call(first["AccountSid"], sid)
+        return None if call is None else call.version
+
+    old = [(1, "failed", 0, 1.0, {}, first["From"], first["To"])]
     assert history() == old
-    assert query(server.db_path, "SELECT version FROM calls WHERE call_sid = ?", (sid,)) == [(2,)]
+    assert version() == 2
 
     # The sender retries the first version late: acknowledged, nothing changes.
     assert_result(form_post(server.callback_url, first), "duplicate")
     assert_result(form_post(server.callback_url, second), "duplicate")
     assert rows_by_sid(server)[sid] == row
     assert history() == old
-    assert query(server.db_path, "SELECT count(*) FROM calls") == [(1,)]
+    assert version() == 2
+    with server.store() as store:
+        assert store.count_calls() == 1
 
 
 # -- rejections -----------------------------------------------------------------------------------
@@ -595,7 +622,8 @@ def test_every_rejection_is_answered_quarantined_and_stores_nothing(server: Serv
         assert shown["body"] == case.content[:65536].decode(), case.name
 
     assert export_rows(server) == []
-    assert query(server.db_path, "SELECT count(*) FROM calls") == [(0,)]
+    with server.store() as store:
+        assert store.count_calls() == 0
     expected: dict[str, float] = {}
     for case in cases:
         expected[case.reason] = expected.get(case.reason, 0.0) + 1
@@ -816,6 +844,28 @@ def test_unknown_fields_are_kept_in_extra(server: ServerProcess) -> None:
     assert by_sid[j["CallSid"]]["extra"] == {"Nested": {"jitter": [1, 2]}, "Flag": True, "Count": 3}
 
 
+def test_nul_characters_in_unknown_fields_are_stored(server: ServerProcess) -> None:
+    """NUL is a valid character in a form value and in a JSON string: it is kept like any other,
+    and a callback carrying one does not keep later callbacks out of the database."""
+    form = callback_fields(CallerName="Zo\x00ë")
+    assert_result(form_post(server.callback_url, form), "inserted")
+
+    j = callback_fields()
+    raw = json_body({**j, "Note": "a\x00b"})
+    assert b"\\u0000" in raw
+    signed = body_hash_url(server.callback_url, raw)
+    headers = {"Content-Type": "application/json", "X-SignalWire-Signature": sw_sign(signed, {})}
+    assert_result(httpx.post(signed, content=raw, headers=headers), "inserted")
+
+    later = callback_fields()
+    assert_result(form_post(server.callback_url, later), "inserted")
+
+    by_sid = rows_by_sid(server)
+    assert set(by_sid) == {form["CallSid"], j["CallSid"], later["CallSid"]}
+    assert by_sid[form["CallSid"]]["extra"] == {"CallerName": "Zo\x00ë"}
+    assert by_sid[j["CallSid"]]["extra"] == {"Note": "a\x00b"}
+
+
 def test_timestamps_are_stored_in_utc(server: ServerProcess) -> None:
     same_moment = [
         "Thu, 04 Apr 2024 18:32:15 +0000",
@@ -903,12 +953,17 @@ EXTREME_REQUESTS: dict[str, tuple[Callable[[str], dict[str, Any]], set[str]]] = 
 }
 
 
-@pytest.fixture(scope="module")
-def refusing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One server for the cases that must all be refused (nothing is ever stored on it)."""
-    proc = ServerProcess(tmp_path_factory.mktemp("refusing")).start()
-    yield proc
-    proc.stop()
+@pytest.fixture(scope="module", params=BACKENDS)
+def refusing_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """One server per backend for the cases that must all be refused: no call is ever stored on
+    it, but each refusal is quarantined in its database."""
+    workdir = tmp_path_factory.mktemp(f"refusing-{request.param}")
+    with backend_database(request.param, workdir) as url:
+        proc = ServerProcess(workdir, database_url=url).start()
+        yield proc
+        proc.stop()
 
 
 @pytest.mark.parametrize("case", list(EXTREME_REQUESTS))
@@ -916,8 +971,7 @@ def test_extreme_values_are_refused_not_crashing(refusing_server: ServerProcess,
     server = refusing_server
     build, bad_fields = EXTREME_REQUESTS[case]
     log_size = server.log_path.stat().st_size
-    quarantined = "SELECT id, reason, errors FROM quarantine ORDER BY id"
-    known = {row[0] for row in query(server.db_path, quarantined)}
+    known = {entry.id for entry in stored_quarantine(server)}
 
     response = httpx.post(**build(server.callback_url), timeout=10)
 
@@ -925,12 +979,13 @@ def test_extreme_values_are_refused_not_crashing(refusing_server: ServerProcess,
     data = answer(response)
     assert (data["reason"], set(data["fields"])) == ("invalid", bad_fields)
     new = [
-        (reason, set(json.loads(errors)))
-        for entry_id, reason, errors in query(server.db_path, quarantined)
-        if entry_id not in known
+        (entry.reason, set(entry.errors))
+        for entry in stored_quarantine(server)
+        if entry.id not in known
     ]
     assert new == [("invalid", bad_fields)]
-    assert query(server.db_path, "SELECT count(*) FROM calls") == [(0,)]
+    with server.store() as store:
+        assert store.count_calls() == 0
     with server.log_path.open("rb") as log:
         log.seek(log_size)
         assert b"Traceback" not in log.read()
@@ -978,8 +1033,10 @@ def test_quarantine_is_bounded_and_counts_what_it_dropped(
         assert response.status_code == 400
     entries = quarantine_list(server)
     assert len(entries) == 3
-    bodies = [row[0].decode() for row in query(server.db_path, "SELECT body FROM quarantine")]
+    bodies = [entry.body.decode() for entry in stored_quarantine(server)]
     assert [parse_qs(body)["CallDuration"] for body in bodies] == [["-2"], ["-3"], ["-4"]]
+    with server.store() as store:
+        assert store.quarantine_counts() == (3, 2)
     assert metric_value(server, "callpulse_quarantine_entries") == 3.0
     assert metric_value(server, "callpulse_quarantine_dropped") == 2.0
     table = server.cli("quarantine", "list").stdout

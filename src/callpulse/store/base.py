@@ -20,12 +20,17 @@ class StoreUnavailable(CallpulseError):
     """The database cannot take writes or answer reads right now (down, locked, disk full)."""
 
 
+class StoreRefused(CallpulseError):
+    """The database refuses this data (a value it cannot hold); retrying will not help."""
+
+
 class SaveResult(enum.StrEnum):
     INSERTED = "inserted"
     DUPLICATE = "duplicate"
     UPDATED = "updated"
     SPOOLED = "spooled"
     QUARANTINED = "quarantined"
+    REFUSED = "refused"  # valid, but the database cannot hold it: kept in quarantine instead
 
 
 @dataclass(frozen=True, slots=True)

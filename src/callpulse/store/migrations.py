@@ -97,7 +97,7 @@ POSTGRES_MIGRATIONS = (
                 status text NOT NULL,
                 duration_s integer NOT NULL,
                 mos double precision NOT NULL,
-                extra jsonb NOT NULL,
+                extra json NOT NULL,  -- json, not jsonb: keeps NUL characters, text as sent
                 received_at timestamptz NOT NULL,
                 source text NOT NULL,
                 fingerprint bigint NOT NULL,
@@ -115,7 +115,7 @@ POSTGRES_MIGRATIONS = (
                 status text NOT NULL,
                 duration_s integer NOT NULL,
                 mos double precision NOT NULL,
-                extra jsonb NOT NULL,
+                extra json NOT NULL,  -- json, not jsonb: keeps NUL characters, text as sent
                 received_at timestamptz NOT NULL,
                 source text NOT NULL,
                 fingerprint bigint NOT NULL,
@@ -127,10 +127,10 @@ POSTGRES_MIGRATIONS = (
                 id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                 received_at timestamptz NOT NULL,
                 reason text NOT NULL,
-                errors jsonb NOT NULL,
+                errors json NOT NULL,  -- json, not jsonb: keeps NUL characters, text as sent
                 method text NOT NULL,
                 url text NOT NULL,
-                headers jsonb NOT NULL,
+                headers json NOT NULL,  -- json, not jsonb: keeps NUL characters, text as sent
                 body bytea NOT NULL,
                 body_size integer NOT NULL
             )""",

@@ -27,6 +27,7 @@ from callpulse.store.base import (
     SaveResult,
     Store,
     StoredCall,
+    StoreRefused,
     StoreUnavailable,
     WriteOp,
 )
@@ -134,6 +135,8 @@ class PostgresStore(Store):
             except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
                 if attempt == RETRIES - 1:
                     raise _unavailable(self._label, exc) from exc
+            except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                raise StoreRefused(f"PostgreSQL {self._label} refused: {exc}") from exc
             except psycopg.Error as exc:
                 raise _unavailable(self._label, exc) from exc
         raise AssertionError("unreachable")

@@ -21,6 +21,7 @@ from callpulse.store.base import (
     SaveResult,
     Store,
     StoredCall,
+    StoreRefused,
     StoreUnavailable,
     WriteOp,
     call_key,
@@ -40,6 +41,8 @@ _VERSION_COLUMNS = (
 
 
 CHECKPOINT_INTERVAL_S = 0.5
+# Errors about the data itself; every other sqlite3.Error (locked, I/O, disk full) is an outage.
+_REFUSALS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
 
 
 class _Checkpointer(threading.Thread):
@@ -145,6 +148,8 @@ class SQLiteStore(Store):
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     self._writer = None  # reconnect on the next batch
+            if isinstance(exc, _REFUSALS):
+                raise StoreRefused(f"SQLite database {self.path} refused: {exc}") from exc
             raise StoreUnavailable(f"SQLite database {self.path}: {exc}") from exc
         return results
 

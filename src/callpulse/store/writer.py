@@ -11,8 +11,18 @@ from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
-from callpulse.store.base import SaveResult, Store, StoreUnavailable, WriteOp
+from callpulse.callback import to_fields
+from callpulse.store.base import (
+    CallWrite,
+    QuarantineWrite,
+    SaveResult,
+    Store,
+    StoreRefused,
+    StoreUnavailable,
+    WriteOp,
+)
 from callpulse.store.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -103,7 +113,7 @@ class BatchWriter:
             self._try_drain()
         if not self.spool.has_pending():  # while anything is spooled, keep arrival order
             try:
-                results = self.store.write_batch(ops)
+                results = self._store(ops)
                 self.database_ok = True
                 return results
             except StoreUnavailable as exc:
@@ -116,6 +126,37 @@ class BatchWriter:
             return [failure] * len(ops)
         return [SaveResult.SPOOLED] * len(ops)
 
+    def _store(self, ops: Sequence[WriteOp]) -> list[SaveResult]:
+        """Write ``ops``; one the database refuses is isolated and quarantined, so a single bad
+        value never blocks the batch it came with, nor the spool behind it."""
+        try:
+            return self.store.write_batch(ops)
+        except StoreRefused as exc:
+            if len(ops) > 1:
+                return [result for op in ops for result in self._store([op])]
+            self._quarantine_refused(ops[0], exc)
+            return [SaveResult.REFUSED]
+
+    def _quarantine_refused(self, op: WriteOp, exc: StoreRefused) -> None:
+        if not isinstance(op, CallWrite):
+            log.error("quarantine entry refused by the database, dropped: %s", exc)
+            return
+        body = urlencode(to_fields(op.record)).encode()
+        entry = QuarantineWrite(
+            received_at=op.received_at,
+            reason="refused",
+            errors={"database": str(exc)},
+            method="POST",
+            url="",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+            body=body,
+            body_size=len(body),
+        )
+        try:
+            self.store.write_batch([entry])
+        except (StoreRefused, StoreUnavailable) as again:
+            log.error("call %s refused and not quarantined: %s", op.record.call_sid, again)
+
     def _mark_down(self, exc: StoreUnavailable) -> None:
         if self.database_ok:
             log.error("database unavailable, spooling to %s: %s", self.spool.directory, exc)
@@ -127,7 +168,7 @@ class BatchWriter:
             return
         self._last_drain_try = time.monotonic()
         try:
-            moved = self.spool.drain(self.store.write_batch)
+            moved = self.spool.drain(self._store)
         except StoreUnavailable as exc:
             self._mark_down(exc)
         except OSError as exc:
