@@ -6,7 +6,7 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,15 @@ _VERSION_COLUMNS = (
 CHECKPOINT_INTERVAL_S = 0.5
 # Errors about the data itself; every other sqlite3.Error (locked, I/O, disk full) is an outage.
 _REFUSALS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
+_INSERT_NEW = (
+    "INSERT INTO calls (call_key, account_sid, call_sid, from_number, to_number, started_at, "
+    "status, duration_s, mos, extra, received_at, source, fingerprint, version) "
+    "SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, "
+    "value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, "
+    "value ->> 12, 1 FROM json_each(?) AS j WHERE NOT EXISTS (SELECT 1 FROM calls c "
+    "WHERE c.call_key = j.value ->> 0 AND c.account_sid = j.value ->> 1 "
+    "AND c.call_sid = j.value ->> 2)"
+)
 
 
 class _Checkpointer(threading.Thread):
@@ -133,15 +142,21 @@ class SQLiteStore(Store):
         if self._writer is None:
             self._writer = self._open_writer()
         conn = self._writer
+        results = [SaveResult.QUARANTINED] * len(ops)
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            results = self._write_calls(conn, ops)
-            for index, op in enumerate(ops):
-                if isinstance(op, QuarantineWrite):
-                    results[index] = self._write_quarantine(conn, op)
-            if SaveResult.QUARANTINED in results:
-                self._enforce_quarantine_bounds(conn)
-            conn.execute("COMMIT")
+            rest = self._insert_new_calls(conn, ops, results)
+            if rest:
+                conn.execute("BEGIN IMMEDIATE")
+                for index in rest:
+                    op = ops[index]
+                    results[index] = (
+                        self._write_known(conn, op)
+                        if isinstance(op, CallWrite)
+                        else self._write_quarantine(conn, op)
+                    )
+                if any(isinstance(ops[index], QuarantineWrite) for index in rest):
+                    self._enforce_quarantine_bounds(conn)
+                conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 try:
@@ -153,49 +168,57 @@ class SQLiteStore(Store):
             raise StoreUnavailable(f"SQLite database {self.path}: {exc}") from exc
         return results
 
-    def _write_calls(self, conn: sqlite3.Connection, ops: Sequence[WriteOp]) -> list[SaveResult]:
-        """All calls of a batch in a handful of statements.
+    def _insert_new_calls(
+        self, conn: sqlite3.Connection, ops: Sequence[WriteOp], results: list[SaveResult]
+    ) -> list[int]:
+        """Insert every call of the batch that is not stored yet, in one statement that is its own
+        transaction; return the indexes left for the per-call path (retries, updates, quarantine).
 
-        sqlite3 releases the GIL around every statement step, and each time it has to win the
-        GIL back from the busy event loop; a statement per batch instead of two per call keeps
-        that wait off every callback's latency.
+        sqlite3 releases the GIL around each statement step and must then win it back from the
+        busy event loop, which can take a whole switch interval: one step per batch, not several
+        per call, keeps that wait off every callback's latency.
         """
-        results = [SaveResult.QUARANTINED] * len(ops)
-        writes = [(i, op) for i, op in enumerate(ops) if isinstance(op, CallWrite)]
-        if not writes:
-            return results
-        keys = [call_key(op.record.account_sid, op.record.call_sid) for _, op in writes]
-        existing = self._existing(conn, keys)
-        new_rows: dict[tuple[str, str], list[Any]] = {}
-        for (index, op), key in zip(writes, keys, strict=True):
-            ident = (op.record.account_sid, op.record.call_sid)
-            fingerprint = op.fingerprint()
-            pending = new_rows.get(ident)
-            if pending is not None and pending[-1] == fingerprint:
-                results[index] = SaveResult.DUPLICATE
-                continue
-            if pending is not None:  # new content for a call first seen in this very batch
-                self._insert(conn, new_rows.values())
-                new_rows.clear()
-                existing = self._existing(conn, keys)
-            if ident in existing:
-                call_id, current = existing[ident]
-                results[index] = self._write_known(conn, op, call_id, current, fingerprint)
-                existing[ident] = (call_id, fingerprint)
-                continue
-            new_rows[ident] = [key, *ident, *self._values(op), fingerprint]
-            results[index] = SaveResult.INSERTED
-        self._insert(conn, new_rows.values())
-        return results
+        first: dict[tuple[str, str], int] = {}
+        rest: list[int] = []
+        for index, op in enumerate(ops):
+            ident = (
+                (op.record.account_sid, op.record.call_sid) if isinstance(op, CallWrite) else None
+            )
+            if ident is None or ident in first:
+                rest.append(index)
+            else:
+                first[ident] = index
+        if not first:
+            return rest
+        rows = []
+        for ident, index in first.items():
+            op = ops[index]
+            assert isinstance(op, CallWrite)
+            rows.append([call_key(*ident), *ident, *self._values(op), op.fingerprint()])
+        cursor = conn.execute(_INSERT_NEW, (json.dumps(rows),))
+        if cursor.rowcount == len(rows):
+            for index in first.values():
+                results[index] = SaveResult.INSERTED
+            return rest
+        # Some calls were stored already: the rows this statement added have consecutive ids.
+        newest = cursor.lastrowid or 0
+        added = range(newest - cursor.rowcount + 1, newest + 1)
+        ids = self._ids(conn, [row[0] for row in rows])
+        for ident, index in first.items():
+            if ids.get(ident) in added:
+                results[index] = SaveResult.INSERTED
+            else:
+                rest.append(index)
+        return sorted(rest)
 
     @staticmethod
-    def _existing(conn: sqlite3.Connection, keys: Sequence[int]) -> dict[tuple[str, str], Any]:
+    def _ids(conn: sqlite3.Connection, keys: Sequence[int]) -> dict[tuple[str, str], int]:
         rows = conn.execute(
-            "SELECT account_sid, call_sid, id, fingerprint FROM calls "
+            "SELECT account_sid, call_sid, id FROM calls "
             "WHERE call_key IN (SELECT value FROM json_each(?))",
             (json.dumps(keys),),
         ).fetchall()
-        return {(account, sid): (call_id, fp) for account, sid, call_id, fp in rows}
+        return {(account, sid): call_id for account, sid, call_id in rows}
 
     @staticmethod
     def _values(op: CallWrite) -> tuple[Any, ...]:
@@ -212,23 +235,14 @@ class SQLiteStore(Store):
             op.source,
         )
 
-    @staticmethod
-    def _insert(conn: sqlite3.Connection, rows: Iterable[list[Any]]) -> None:
-        payload = json.dumps(list(rows))
-        if payload == "[]":
-            return
-        conn.execute(
-            "INSERT INTO calls (call_key, account_sid, call_sid, from_number, to_number, "
-            "started_at, status, duration_s, mos, extra, received_at, source, fingerprint, "
-            "version) SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, "
-            "value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, "
-            "value ->> 11, value ->> 12, 1 FROM json_each(?)",
-            (payload,),
-        )
-
-    def _write_known(
-        self, conn: sqlite3.Connection, op: CallWrite, call_id: int, current: int, fingerprint: int
-    ) -> SaveResult:
+    def _write_known(self, conn: sqlite3.Connection, op: CallWrite) -> SaveResult:
+        r = op.record
+        call_id, current = conn.execute(
+            "SELECT id, fingerprint FROM calls WHERE call_key = ? AND account_sid = ? "
+            "AND call_sid = ?",
+            (call_key(r.account_sid, r.call_sid), r.account_sid, r.call_sid),
+        ).fetchone()
+        fingerprint = op.fingerprint()
         if (
             current == fingerprint
             or conn.execute(
