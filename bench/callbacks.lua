@@ -1,9 +1,25 @@
 -- wrk script for bench/ingest: POSTs pre-signed status callbacks read from a data file.
 --
--- Arguments after "--": data file, first line (1-based), number of lines, mean delay in ms
--- (0 = no pacing). The data file has one "signature<TAB>form body" line per callback, each with
--- a unique CallSid; a run cycles through its lines and counts every wrap-around (a repeat).
--- done() prints one "JSON {...}" line that bench/ingest parses.
+-- Arguments after "--": data file, first line (1-based), number of lines, target rate per second
+-- (0 = as fast as the server answers). The data file has one "signature<TAB>form body" line per
+-- callback, each with a unique CallSid; a run cycles through its lines and counts every
+-- wrap-around (a repeat). done() prints one "JSON {...}" line that bench/ingest parses.
+--
+-- Pacing: delay() hands each connection, when it is free, the next slot of one schedule of
+-- random (exponential, i.e. Poisson) arrivals at the target rate, so the rate does not depend on
+-- the server's latency; a server that falls behind gets the backlog as fast as it answers.
+
+local ffi = require("ffi")
+ffi.cdef([[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clock_id, bench_timespec *tp);
+]])
+local timespec = ffi.new("bench_timespec")
+
+local function now_ms()
+  ffi.C.clock_gettime(1, timespec) -- CLOCK_MONOTONIC
+  return tonumber(timespec.tv_sec) * 1000 + tonumber(timespec.tv_nsec) / 1e6
+end
 
 local threads = {}
 
@@ -13,7 +29,7 @@ end
 
 function init(args)
   local path, first, count = args[1], tonumber(args[2]), tonumber(args[3])
-  local mean_delay = tonumber(args[4])
+  local rate = tonumber(args[4])
   local headers = { ["Content-Type"] = "application/x-www-form-urlencoded" }
   pool, index, calls, non200, wraps = {}, 0, 0, 0, 0
   local line_no = 0
@@ -27,10 +43,14 @@ function init(args)
     end
   end
   if #pool == 0 then error("no requests in " .. path) end
-  if mean_delay > 0 then
-    -- Uniform in [0, 2 * mean]: connections drift apart instead of firing in lock step.
+  if rate > 0 then
     math.randomseed(os.time())
-    delay = function() return math.random() * 2 * mean_delay end
+    local mean_gap_ms, slot = 1000 / rate, nil
+    delay = function()
+      local now = now_ms()
+      slot = (slot or now) - mean_gap_ms * math.log(1 - math.random())
+      return math.max(0, slot - now)
+    end
   end
 end
 
