@@ -108,6 +108,26 @@ def call_key(account_sid: str, call_sid: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def split_new_calls(ops: Sequence[WriteOp]) -> tuple[dict[tuple[str, str], int], list[int]]:
+    """The first call write per (AccountSid, CallSid) of a batch, by identity, and the indexes
+    of everything else (later writes of the same call, quarantine entries), in arrival order.
+
+    The first ones take the bulk path that inserts every call not stored yet in one statement;
+    the rest take the per-call path that tells retries from updates."""
+    first: dict[tuple[str, str], int] = {}
+    rest: list[int] = []
+    for index, op in enumerate(ops):
+        if not isinstance(op, CallWrite):
+            rest.append(index)
+            continue
+        ident = (op.record.account_sid, op.record.call_sid)
+        if ident in first:
+            rest.append(index)
+        else:
+            first[ident] = index
+    return first, rest
+
+
 def to_epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 

@@ -30,6 +30,7 @@ from callpulse.store.base import (
     StoreRefused,
     StoreUnavailable,
     WriteOp,
+    split_new_calls,
 )
 from callpulse.store.migrations import POSTGRES_MIGRATIONS
 
@@ -46,6 +47,28 @@ _VERSION_COLUMNS = (
     "account_sid, from_number, to_number, started_at, status, duration_s, mos, extra, "
     "received_at, source, fingerprint, version"
 )
+# Claiming the keys and inserting the calls in one statement makes the common case one round
+# trip; a retry racing on another process waits on its key, then takes the per-call path.
+_INSERT_NEW = """
+WITH batch AS (
+    SELECT * FROM unnest(
+        %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::text[],
+        %s::integer[], %s::float8[], %s::json[], %s::timestamptz[], %s::text[], %s::bigint[]
+    ) AS b (account_sid, call_sid, from_number, to_number, started_at, status, duration_s, mos,
+            extra, received_at, source, fingerprint)
+), claimed AS (
+    INSERT INTO call_keys (account_sid, call_sid, started_at, fingerprint)
+    SELECT account_sid, call_sid, started_at, fingerprint FROM batch
+    ON CONFLICT DO NOTHING
+    RETURNING account_sid, call_sid, call_id
+)
+INSERT INTO calls (call_id, account_sid, call_sid, from_number, to_number, started_at, status,
+                   duration_s, mos, extra, received_at, source, fingerprint, version)
+SELECT c.call_id, b.account_sid, b.call_sid, b.from_number, b.to_number, b.started_at, b.status,
+       b.duration_s, b.mos, b.extra, b.received_at, b.source, b.fingerprint, 1
+FROM claimed c JOIN batch b USING (account_sid, call_sid)
+RETURNING account_sid, call_sid
+"""
 _QUARANTINE_SELECT = (
     "SELECT id, received_at, reason, errors, method, url, headers, body, body_size FROM quarantine"
 )
@@ -124,14 +147,8 @@ class PostgresStore(Store):
         for attempt in range(RETRIES):
             try:
                 self.ensure_partitions(months)
-                with self._conn() as conn, conn.transaction():
-                    results = self._write_calls(conn, ops)
-                    for index, op in enumerate(ops):
-                        if isinstance(op, QuarantineWrite):
-                            results[index] = self._write_quarantine(conn, op)
-                    if SaveResult.QUARANTINED in results:
-                        self._enforce_quarantine_bounds(conn)
-                return results
+                with self._conn() as conn:
+                    return self._write(conn, ops)
             except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
                 if attempt == RETRIES - 1:
                     raise _unavailable(self._label, exc) from exc
@@ -141,49 +158,46 @@ class PostgresStore(Store):
                 raise _unavailable(self._label, exc) from exc
         raise AssertionError("unreachable")
 
-    def _write_calls(
-        self, conn: psycopg.Connection[Any], ops: Sequence[WriteOp]
-    ) -> list[SaveResult]:
+    def _write(self, conn: psycopg.Connection[Any], ops: Sequence[WriteOp]) -> list[SaveResult]:
         results = [SaveResult.QUARANTINED] * len(ops)
-        first: dict[tuple[str, str], tuple[int, CallWrite, int]] = {}
-        again: list[tuple[int, CallWrite, int]] = []
-        for index, op in enumerate(ops):
-            if isinstance(op, CallWrite):
-                ident = (op.record.account_sid, op.record.call_sid)
-                entry = (index, op, op.fingerprint())
-                if ident in first:
-                    again.append(entry)
-                else:
-                    first[ident] = entry
-        if not first:
-            return results
-        # Sorted claims take row locks in one global order: racing batches cannot deadlock.
-        claims = sorted(first.items())
-        rows = conn.execute(
-            "INSERT INTO call_keys (account_sid, call_sid, started_at, fingerprint) "
-            "SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::bigint[]) "
-            "ON CONFLICT DO NOTHING RETURNING account_sid, call_sid, call_id",
-            (
-                [ident[0] for ident, _ in claims],
-                [ident[1] for ident, _ in claims],
-                [op.record.started_at for _, (_, op, _) in claims],
-                [fp for _, (_, _, fp) in claims],
-            ),
-        ).fetchall()
-        claimed = {(account, sid): call_id for account, sid, call_id in rows}
-        with conn.cursor().copy(
-            "COPY calls (call_id, account_sid, call_sid, from_number, to_number, started_at, "
-            "status, duration_s, mos, extra, received_at, source, fingerprint, version) "
-            "FROM STDIN"
-        ) as copy:
-            for ident, (index, op, fp) in claims:
-                if ident in claimed:
-                    copy.write_row((claimed[ident], *ident, *self._values(op), fp, 1))
-                    results[index] = SaveResult.INSERTED
-        known = [entry for ident, entry in claims if ident not in claimed] + again
-        for index, op, fp in known:
-            results[index] = self._write_known(conn, op, fp)
+        rest = self._insert_new_calls(conn, ops, results)
+        if rest:
+            with conn.transaction():
+                for index in rest:
+                    op = ops[index]
+                    results[index] = (
+                        self._write_known(conn, op)
+                        if isinstance(op, CallWrite)
+                        else self._write_quarantine(conn, op)
+                    )
+                if any(isinstance(ops[index], QuarantineWrite) for index in rest):
+                    self._enforce_quarantine_bounds(conn)
         return results
+
+    def _insert_new_calls(
+        self, conn: psycopg.Connection[Any], ops: Sequence[WriteOp], results: list[SaveResult]
+    ) -> list[int]:
+        """Claim the keys of every call not stored yet and insert those calls, in one statement
+        (one round trip, its own transaction); return the indexes left for the per-call path."""
+        first, rest = split_new_calls(ops)
+        if not first:
+            return rest
+        # Sorted claims take key locks in one global order: racing batches cannot deadlock.
+        columns: list[list[Any]] = [[] for _ in range(12)]
+        for (account_sid, call_sid), index in sorted(first.items()):
+            op = ops[index]
+            assert isinstance(op, CallWrite)
+            row = (account_sid, call_sid, *self._values(op), op.fingerprint())
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+        inserted = conn.execute(_INSERT_NEW, columns).fetchall()
+        stored = {(account_sid, call_sid) for account_sid, call_sid in inserted}
+        for ident, index in first.items():
+            if ident in stored:
+                results[index] = SaveResult.INSERTED
+            else:
+                rest.append(index)
+        return sorted(rest)
 
     @staticmethod
     def _values(op: CallWrite) -> tuple[Any, ...]:
@@ -200,8 +214,9 @@ class PostgresStore(Store):
             op.source,
         )
 
-    def _write_known(self, conn: psycopg.Connection[Any], op: CallWrite, fp: int) -> SaveResult:
+    def _write_known(self, conn: psycopg.Connection[Any], op: CallWrite) -> SaveResult:
         r = op.record
+        fp = op.fingerprint()
         row = conn.execute(
             "SELECT call_id, started_at, fingerprint FROM call_keys "
             "WHERE account_sid = %s AND call_sid = %s FOR UPDATE",

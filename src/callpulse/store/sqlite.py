@@ -26,6 +26,7 @@ from callpulse.store.base import (
     WriteOp,
     call_key,
     from_epoch_ms,
+    split_new_calls,
     to_epoch_ms,
 )
 from callpulse.store.migrations import SQLITE_MIGRATIONS
@@ -178,16 +179,7 @@ class SQLiteStore(Store):
         busy event loop, which can take a whole switch interval: one step per batch, not several
         per call, keeps that wait off every callback's latency.
         """
-        first: dict[tuple[str, str], int] = {}
-        rest: list[int] = []
-        for index, op in enumerate(ops):
-            ident = (
-                (op.record.account_sid, op.record.call_sid) if isinstance(op, CallWrite) else None
-            )
-            if ident is None or ident in first:
-                rest.append(index)
-            else:
-                first[ident] = index
+        first, rest = split_new_calls(ops)
         if not first:
             return rest
         rows = []
