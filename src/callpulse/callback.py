@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 REQUIRED_FIELDS = (
     "CallSid",
@@ -70,11 +70,20 @@ class CallRecord:
 
 
 def decode_form(body: bytes) -> list[tuple[str, str]]:
+    """``parse_qsl(..., keep_blank_values=True)``, without unquoting what needs none."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise CallbackError({"body": "form body is not valid UTF-8"}) from None
-    return parse_qsl(text, keep_blank_values=True)
+    pairs = []
+    for part in text.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        if "%" in part or "+" in part:
+            name, value = unquote_plus(name), unquote_plus(value)
+        pairs.append((name, value))
+    return pairs
 
 
 def _no_constant(name: str) -> Any:

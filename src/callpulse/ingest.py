@@ -177,7 +177,7 @@ class Ingestor:
         try:
             write = self.gate.accept(raw)
         except Rejected as rejection:
-            metrics.CALLBACKS.labels(rejection.reason).inc()
+            metrics.outcome(rejection.reason).inc()
             await self._quarantine(raw, rejection)
             return Answer(
                 rejection.status,
@@ -186,10 +186,10 @@ class Ingestor:
         try:
             result = await self.writer.submit(write)
         except StoreUnavailable as exc:
-            metrics.CALLBACKS.labels("unavailable").inc()
+            metrics.outcome("unavailable").inc()
             log.error("callback %s not stored: %s", write.record.call_sid, exc)
             return Answer(503, {"error": "storage unavailable, retry later"})
-        metrics.CALLBACKS.labels(result.value).inc()
+        metrics.outcome(result.value).inc()
         if result is SaveResult.REFUSED:
             return Answer(
                 500,

@@ -6,6 +6,7 @@ any worker's ``/metrics`` answers for all of them.
 
 from __future__ import annotations
 
+import functools
 import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -21,6 +22,14 @@ CALLBACKS = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+
+
+@functools.cache
+def outcome(name: str) -> Counter:
+    """The outcome's counter child, looked up once: labels() takes a lock on every call."""
+    return CALLBACKS.labels(name)
+
+
 LATENCY = Histogram(
     "callpulse_callback_latency_seconds",
     "Time from request body received to answer, callback endpoint",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from callpulse.ingest import Ingestor, RawCallback
+from callpulse.ingest import Ingestor, RawCallback, SaveResult
 
 
 async def read_limited(request: Request, limit: int) -> tuple[bytes, int]:
@@ -24,6 +26,15 @@ async def read_limited(request: Request, limit: int) -> tuple[bytes, int]:
     return body, max(size, int(declared)) if declared.isdigit() else size
 
 
+def _encode(body: dict[str, Any]) -> bytes:
+    if len(body) == 1 and "result" in body:  # the common answers, encoded once
+        return _RESULT_BODIES[body["result"]]
+    return json.dumps(body).encode()
+
+
+_RESULT_BODIES = {r.value: json.dumps({"result": r.value}).encode() for r in SaveResult}
+
+
 def signed_url(request: Request, public_url: str) -> str:
     """The URL the sender called: the configured public base + path + query, else as seen."""
     if not public_url:
@@ -32,7 +43,7 @@ def signed_url(request: Request, public_url: str) -> str:
     return public_url + request.url.path + (f"?{query}" if query else "")
 
 
-def make_endpoint(ingestor: Ingestor, public_url: str):  # type: ignore[no-untyped-def]
+def make_endpoint(ingestor: Ingestor, public_url: str) -> Callable[[Request], Awaitable[Response]]:
     async def callback_endpoint(request: Request) -> Response:
         if request.method == "HEAD":  # a reachability probe, not a callback: nothing to keep
             return Response(status_code=200)
@@ -46,7 +57,7 @@ def make_endpoint(ingestor: Ingestor, public_url: str):  # type: ignore[no-untyp
         )
         answer = await ingestor.handle(raw)
         return Response(
-            json.dumps(answer.body), status_code=answer.status, media_type="application/json"
+            _encode(answer.body), status_code=answer.status, media_type="application/json"
         )
 
     return callback_endpoint
