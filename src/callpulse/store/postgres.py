@@ -86,6 +86,13 @@ def partition_name(start: datetime) -> str:
     return f"calls_p{start:%Y_%m}"
 
 
+def _lock_order(op: WriteOp) -> tuple[bool, str, str]:
+    """Calls by key (the order their key locks are taken in), quarantine entries last."""
+    if isinstance(op, CallWrite):
+        return (False, op.record.account_sid, op.record.call_sid)
+    return (True, "", "")
+
+
 def _unavailable(url: str, exc: Exception) -> StoreUnavailable:
     return StoreUnavailable(f"PostgreSQL {url}: {exc}".strip())
 
@@ -136,6 +143,8 @@ class PostgresStore(Store):
                 self._opened = True
             with self._pool.connection(timeout=self._timeout) as conn:
                 yield conn
+        except psycopg.errors.TransactionRollback:
+            raise  # deadlock or serialization failure: the caller retries the batch
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
             raise _unavailable(self._label, exc) from exc
 
@@ -161,6 +170,9 @@ class PostgresStore(Store):
     def _write(self, conn: psycopg.Connection[Any], ops: Sequence[WriteOp]) -> list[SaveResult]:
         results = [SaveResult.QUARANTINED] * len(ops)
         rest = self._insert_new_calls(conn, ops, results)
+        # Key locks in one global order (then arrival order per call): no deadlocks between
+        # racing batches; quarantine entries take no key lock.
+        rest.sort(key=lambda i: (*_lock_order(ops[i]), i))
         if rest:
             with conn.transaction():
                 for index in rest:
