@@ -3,12 +3,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from callpulse.callback import parse_callback
-from callpulse.store.base import CallWrite, SaveResult, StoreUnavailable
+from callpulse.store.base import CallWrite, SaveResult, StoreUnavailable, WriteOp
 from callpulse.store.spool import Spool
 from callpulse.store.sqlite import SQLiteStore
 from callpulse.store.writer import BatchWriter
@@ -106,3 +107,23 @@ def test_stop_flushes_queued_writes(tmp_path: Path) -> None:
     asyncio.run(submit_and_stop())
     assert loop_results == [SaveResult.INSERTED] * 100
     assert writer.store.count_calls() == 100
+
+
+def test_a_bug_fails_its_batch_but_not_the_writer(tmp_path: Path) -> None:
+    class BuggyOnce(SQLiteStore):
+        failed = False
+
+        def write_batch(self, ops: Sequence[WriteOp]) -> list[SaveResult]:
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("boom")
+            return super().write_batch(ops)
+
+    store = BuggyOnce(tmp_path / "calls.db")
+    store.upgrade()
+    writer = BatchWriter(store, Spool(tmp_path / "spool"))
+    writer.start()
+    with pytest.raises(StoreUnavailable, match="internal error: boom"):
+        writer.submit_sync(new_write())
+    assert writer.submit_sync(new_write()) == SaveResult.INSERTED  # still alive
+    writer.stop()

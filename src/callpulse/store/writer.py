@@ -103,7 +103,12 @@ class BatchWriter:
                     stopping = True
                     break
                 batch.append(item)
-            self._deliver(batch, self._write([item.op for item in batch]))
+            try:
+                outcomes = self._write([item.op for item in batch])
+            except Exception as exc:  # a bug must fail these requests, not kill the writer
+                log.exception("writer failed on a batch of %d", len(batch))
+                outcomes = [StoreUnavailable(f"internal error: {exc}")] * len(batch)
+            self._deliver(batch, outcomes)
         if self.spool.has_pending():
             self._try_drain(force=True)
 
