@@ -7,7 +7,7 @@ import base64
 import enum
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -134,6 +134,55 @@ def to_epoch_ms(moment: datetime) -> int:
 
 def from_epoch_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def stored_call_from_row(
+    account_sid: str,
+    call_sid: str,
+    row: Sequence[Any],
+    decode_time: Callable[[Any], datetime] = _same,
+    decode_json: Callable[[Any], Any] = _same,
+) -> StoredCall:
+    """A row of (from, to, started_at, status, duration_s, mos, extra, received_at, source,
+    version) as a StoredCall; each backend says how its times and JSON come back."""
+    (from_number, to_number, started_at, status, duration_s, mos, extra, received_at, source,
+     version) = row  # fmt: skip
+    record = CallRecord(
+        account_sid=account_sid,
+        call_sid=call_sid,
+        from_number=from_number,
+        to_number=to_number,
+        started_at=decode_time(started_at),
+        status=status,
+        duration_s=duration_s,
+        mos=mos,
+        extra=decode_json(extra),
+    )
+    return StoredCall(record, decode_time(received_at), source, version)
+
+
+def quarantine_entry_from_row(
+    row: Sequence[Any],
+    decode_time: Callable[[Any], datetime] = _same,
+    decode_json: Callable[[Any], Any] = _same,
+) -> QuarantineEntry:
+    """A row of (id, received_at, reason, errors, method, url, headers, body, body_size)."""
+    entry_id, received_at, reason, errors, method, url, headers, body, body_size = row
+    return QuarantineEntry(
+        id=entry_id,
+        received_at=decode_time(received_at),
+        reason=reason,
+        errors=decode_json(errors),
+        method=method,
+        url=url,
+        headers=decode_json(headers),
+        body=bytes(body),
+        body_size=body_size,
+    )
 
 
 def op_to_json(op: WriteOp) -> dict[str, Any]:

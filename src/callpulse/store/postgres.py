@@ -18,7 +18,6 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from callpulse.callback import CallRecord
 from callpulse.store.base import (
     CallWrite,
     MigrationState,
@@ -30,7 +29,9 @@ from callpulse.store.base import (
     StoreRefused,
     StoreUnavailable,
     WriteOp,
+    quarantine_entry_from_row,
     split_new_calls,
+    stored_call_from_row,
 )
 from callpulse.store.migrations import POSTGRES_MIGRATIONS
 
@@ -407,23 +408,6 @@ class PostgresStore(Store):
 
     # -- reads ------------------------------------------------------------------------------
 
-    @staticmethod
-    def _stored_call(account_sid: str, call_sid: str, row: Sequence[Any]) -> StoredCall:
-        (from_number, to_number, started_at, status, duration_s, mos, extra, received_at,
-         source, version) = row  # fmt: skip
-        record = CallRecord(
-            account_sid=account_sid,
-            call_sid=call_sid,
-            from_number=from_number,
-            to_number=to_number,
-            started_at=started_at,
-            status=status,
-            duration_s=duration_s,
-            mos=mos,
-            extra=extra,
-        )
-        return StoredCall(record, received_at, source, version)
-
     def _read(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._conn() as conn:
             try:
@@ -440,7 +424,7 @@ class PostgresStore(Store):
                 "ORDER BY c.started_at, c.call_id"
             )
             for row in cursor:
-                yield self._stored_call(row[0], row[1], row[2:])
+                yield stored_call_from_row(row[0], row[1], row[2:])
 
     def get_call(self, account_sid: str, call_sid: str) -> StoredCall | None:
         rows = self._read(
@@ -448,7 +432,7 @@ class PostgresStore(Store):
             "WHERE k.account_sid = %s AND k.call_sid = %s AND c.started_at = k.started_at",
             (account_sid, call_sid),
         )
-        return self._stored_call(account_sid, call_sid, rows[0]) if rows else None
+        return stored_call_from_row(account_sid, call_sid, rows[0]) if rows else None
 
     def call_history(self, account_sid: str, call_sid: str) -> list[StoredCall]:
         rows = self._read(
@@ -458,25 +442,10 @@ class PostgresStore(Store):
             "ORDER BY h.version",
             (account_sid, call_sid),
         )
-        return [self._stored_call(account_sid, call_sid, row) for row in rows]
+        return [stored_call_from_row(account_sid, call_sid, row) for row in rows]
 
     def count_calls(self) -> int:
         return int(self._read("SELECT count(*) FROM calls")[0][0])
-
-    @staticmethod
-    def _entry(row: Sequence[Any]) -> QuarantineEntry:
-        entry_id, received_at, reason, errors, method, url, headers, body, body_size = row
-        return QuarantineEntry(
-            id=entry_id,
-            received_at=received_at,
-            reason=reason,
-            errors=errors,
-            method=method,
-            url=url,
-            headers=headers,
-            body=bytes(body),
-            body_size=body_size,
-        )
 
     def list_quarantine(
         self, limit: int = 50, before_id: int | None = None
@@ -485,11 +454,11 @@ class PostgresStore(Store):
             f"{_QUARANTINE_SELECT} WHERE id < %s ORDER BY id DESC LIMIT %s",
             (before_id if before_id is not None else 2**63 - 1, limit),
         )
-        return [self._entry(row) for row in rows]
+        return [quarantine_entry_from_row(row) for row in rows]
 
     def get_quarantine(self, entry_id: int) -> QuarantineEntry | None:
         rows = self._read(f"{_QUARANTINE_SELECT} WHERE id = %s", (entry_id,))
-        return self._entry(rows[0]) if rows else None
+        return quarantine_entry_from_row(rows[0]) if rows else None
 
     def delete_quarantine(self, entry_id: int) -> None:
         self._read("DELETE FROM quarantine WHERE id = %s RETURNING id", (entry_id,))

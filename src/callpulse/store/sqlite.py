@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sqlite3
 import threading
@@ -11,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from callpulse.callback import CallRecord
 from callpulse.config import SYNCHRONOUS_MODES
 from callpulse.store.base import (
     CallWrite,
@@ -26,7 +26,9 @@ from callpulse.store.base import (
     WriteOp,
     call_key,
     from_epoch_ms,
+    quarantine_entry_from_row,
     split_new_calls,
+    stored_call_from_row,
     to_epoch_ms,
 )
 from callpulse.store.migrations import SQLITE_MIGRATIONS
@@ -44,6 +46,11 @@ _VERSION_COLUMNS = (
 CHECKPOINT_INTERVAL_S = 0.5
 # Errors about the data itself; every other sqlite3.Error (locked, I/O, disk full) is an outage.
 _REFUSALS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
+# Rows come back with times in epoch milliseconds and JSON as text.
+_call = functools.partial(stored_call_from_row, decode_time=from_epoch_ms, decode_json=json.loads)
+_entry = functools.partial(
+    quarantine_entry_from_row, decode_time=from_epoch_ms, decode_json=json.loads
+)
 _INSERT_NEW = (
     "INSERT INTO calls (call_key, account_sid, call_sid, from_number, to_number, started_at, "
     "status, duration_s, mos, extra, received_at, source, fingerprint, version) "
@@ -336,39 +343,12 @@ class SQLiteStore(Store):
 
     # -- reads ------------------------------------------------------------------------------
 
-    @staticmethod
-    def _stored_call(account_sid: str, call_sid: str, row: Sequence[Any]) -> StoredCall:
-        (
-            from_number,
-            to_number,
-            started_at,
-            status,
-            duration_s,
-            mos,
-            extra,
-            received_at,
-            source,
-            version,
-        ) = row
-        record = CallRecord(
-            account_sid=account_sid,
-            call_sid=call_sid,
-            from_number=from_number,
-            to_number=to_number,
-            started_at=from_epoch_ms(started_at),
-            status=status,
-            duration_s=duration_s,
-            mos=mos,
-            extra=json.loads(extra),
-        )
-        return StoredCall(record, from_epoch_ms(received_at), source, version)
-
     def iter_calls(self, batch_size: int = 1000) -> Iterator[StoredCall]:
         with self._reading() as conn:
             cursor = conn.execute(f"SELECT {_CALL_COLUMNS} FROM calls ORDER BY started_at, id")
             while rows := cursor.fetchmany(batch_size):
                 for row in rows:
-                    yield self._stored_call(row[0], row[1], row[2:])
+                    yield _call(row[0], row[1], row[2:])
 
     def get_call(self, account_sid: str, call_sid: str) -> StoredCall | None:
         with self._reading() as conn:
@@ -377,7 +357,7 @@ class SQLiteStore(Store):
                 "AND call_sid = ?",
                 (call_key(account_sid, call_sid), account_sid, call_sid),
             ).fetchone()
-        return None if row is None else self._stored_call(row[0], row[1], row[2:])
+        return None if row is None else _call(row[0], row[1], row[2:])
 
     def call_history(self, account_sid: str, call_sid: str) -> list[StoredCall]:
         with self._reading() as conn:
@@ -388,26 +368,11 @@ class SQLiteStore(Store):
                 "AND c.call_sid = ? ORDER BY h.version",
                 (call_key(account_sid, call_sid), account_sid, call_sid),
             ).fetchall()
-        return [self._stored_call(account_sid, call_sid, row) for row in rows]
+        return [_call(account_sid, call_sid, row) for row in rows]
 
     def count_calls(self) -> int:
         with self._reading() as conn:
             return int(conn.execute("SELECT count(*) FROM calls").fetchone()[0])
-
-    @staticmethod
-    def _entry(row: Sequence[Any]) -> QuarantineEntry:
-        entry_id, received_at, reason, errors, method, url, headers, body, body_size = row
-        return QuarantineEntry(
-            id=entry_id,
-            received_at=from_epoch_ms(received_at),
-            reason=reason,
-            errors=json.loads(errors),
-            method=method,
-            url=url,
-            headers=json.loads(headers),
-            body=bytes(body),
-            body_size=body_size,
-        )
 
     _QUARANTINE_SELECT = (
         "SELECT id, received_at, reason, errors, method, url, headers, body, body_size "
@@ -422,12 +387,12 @@ class SQLiteStore(Store):
                 f"{self._QUARANTINE_SELECT} WHERE id < ? ORDER BY id DESC LIMIT ?",
                 (before_id if before_id is not None else 2**63 - 1, limit),
             ).fetchall()
-        return [self._entry(row) for row in rows]
+        return [_entry(row) for row in rows]
 
     def get_quarantine(self, entry_id: int) -> QuarantineEntry | None:
         with self._reading() as conn:
             row = conn.execute(f"{self._QUARANTINE_SELECT} WHERE id = ?", (entry_id,)).fetchone()
-        return None if row is None else self._entry(row)
+        return None if row is None else _entry(row)
 
     def delete_quarantine(self, entry_id: int) -> None:
         with self._reading() as conn:
