@@ -31,7 +31,7 @@ from contextlib import closing
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 from rich.console import Console
 from rich.progress import (
@@ -55,7 +55,7 @@ SIGNING_KEY = "PSKbench-signing-key-0123456789"
 ACCOUNT_SID = "b3877c40-da60-4998-90ad-b792e98472af"
 EXTRA = {"ApiVersion": "2010-04-01", "Direction": "inbound"}  # sent by real senders; kept as-is
 # Sizes the request pool of a full-speed run (x1.5): above any one-process Python server here.
-CEILING_PER_S = 16_000
+CEILING_PER_S = 24_000
 VARIANTS = ("callpulse", "naive", "bare")  # callpulse first: its rate sets the paced runs' rate
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -103,7 +103,8 @@ class Pool:
             for _ in range(lines - self.size):
                 fields = fake_callback(self.rng, now)
                 signature = compatibility_signature(SIGNING_KEY, self.url, fields.items())
-                out.write(f"{signature}\t{urlencode(fields)}\n")
+                body = "&".join(f"{name}={quote_plus(value)}" for name, value in fields.items())
+                out.write(f"{signature}\t{body}\n")
         self.size = lines
 
 
@@ -124,6 +125,7 @@ class WrkRun:
     other_cores: float = 0.0  # CPU used by other processes on the machine during the run
     target_per_s: float = 0.0  # paced runs only
     rows_added: int | None = None
+    wal_mib: float | None = None  # size of the database's WAL file after the run
 
     @property
     def ok_per_s(self) -> float:
@@ -148,7 +150,7 @@ class WrkRun:
 
 # -- CPU accounting: is anything else running on the machine? ----------------------------------
 
-BUSY_CORES = 0.15  # other processes using more than this (in cores) during a run flag it
+BUSY_CORES = 0.05  # other processes using more than this (in cores) during a run flag it
 RETRIES = 2  # a flagged measured run is repeated (new callbacks, same server) up to this often
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -455,12 +457,15 @@ def measure(
                 first += lines  # a retry sends new callbacks too
                 if variant != "bare":
                     result.rows_added = settled_rows(db) - before
+                    wal = db.with_name(db.name + "-wal")
+                    result.wal_mib = wal.stat().st_size / 2**20 if wal.exists() else 0.0
                 ok, check = rows_check(result)
                 flags = ", ".join(result.problems() + ([] if ok else ["row count mismatch"]))
                 console.print(
                     f"  {state:>12} {variant:>9} {mode:>6}: {result.ok_per_s:8,.0f} callbacks/s  "
                     f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:7.2f} ms  {check}  "
                     f"others {result.other_cores:.0%} of a core"
+                    + (f"  WAL {result.wal_mib:,.0f} MiB" if result.wal_mib is not None else "")
                     + (f"  [bold red]FLAGGED: {flags}[/]" if flags else "")
                 )
                 if mode == "warmup" or result.other_cores <= BUSY_CORES or attempt > RETRIES:
@@ -498,8 +503,26 @@ def machine() -> str:
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split()[1]
     return (
         f"{os.cpu_count()} CPUs ({model}), {memory} GiB RAM, Linux {platform.release()}, "
-        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, wrk {wrk}"
+        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, wrk {wrk}, "
+        f"fdatasync of 4 KiB in {OUT.name}/: p50 {fsync_ms(50):.2f} ms, p99 {fsync_ms(99):.2f} ms"
     )
+
+
+def fsync_ms(percentile: int) -> float:
+    """What one commit's flush costs on the disk under bench/out (200 appends + fdatasync)."""
+    samples: list[float] = []
+    probe = OUT / "fsync-probe.tmp"
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        for _ in range(200):
+            os.write(fd, b"x" * 4096)
+            began = time.perf_counter()
+            os.fdatasync(fd)
+            samples.append((time.perf_counter() - began) * 1000)
+    finally:
+        os.close(fd)
+        probe.unlink()
+    return sorted(samples)[len(samples) * percentile // 100 - 1]
 
 
 def source_version() -> str:
@@ -525,7 +548,7 @@ def report(results: list[Measured], args: argparse.Namespace) -> None:
     table = Table(title=f"ingest: wrk -t1 -c{args.connections} -d{args.duration:g}s, 200s only")
     for column in ("state", "server", "callbacks/s", "p50 ms", "p99 ms", "rows check"):
         table.add_column(column, justify="right")
-    for column in ("paced target/s", "achieved/s", "p50 ms", "p99 ms", "flags"):
+    for column in ("paced target/s", "achieved/s", "p50 ms", "p99 ms", "WAL MiB", "flags"):
         table.add_column(column, justify="right")
     for m in results:
         flags = m.full.problems() + m.paced.problems()
@@ -541,6 +564,7 @@ def report(results: list[Measured], args: argparse.Namespace) -> None:
             f"{m.paced.ok_per_s:,.0f}",
             f"{m.paced.p50_ms:.2f}",
             f"{m.paced.p99_ms:.2f}",
+            "-" if m.paced.wal_mib is None else f"{m.paced.wal_mib:,.0f}",
             "; ".join(flags) or "-",
         )
     console.print(table)
@@ -587,13 +611,16 @@ def main() -> None:
         f"+ {args.duration:g} s paced per server; port {port}; wrk output in {logs}"
     )
     results: list[Measured] = []
-    for state, source in states:
-        half_rate = None
-        for variant in VARIANTS:
-            measured = measure(variant, state, source, port, pool, args, half_rate, logs)
-            if variant == "callpulse":
-                half_rate = measured.full.ok_per_s / 2
-            results.append(measured)
+    try:
+        for state, source in states:
+            half_rate = None
+            for variant in VARIANTS:
+                measured = measure(variant, state, source, port, pool, args, half_rate, logs)
+                if variant == "callpulse":
+                    half_rate = measured.full.ok_per_s / 2
+                results.append(measured)
+    finally:
+        pool.path.unlink(missing_ok=True)  # signed for this run's port only
     report(results, args)
     saved = OUT / f"results-{stamp}.json"
     saved.write_text(

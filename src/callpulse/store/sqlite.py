@@ -44,6 +44,10 @@ _VERSION_COLUMNS = (
 
 
 CHECKPOINT_INTERVAL_S = 0.5
+# Under steady load a PASSIVE checkpoint never finds a moment without a writer, so SQLite never
+# starts the WAL over and the file grows without bound; past this many frames (4 KiB pages) the
+# checkpointer waits for the writer once (RESTART) and the WAL is cut back to this size.
+WAL_RESTART_FRAMES = 16384
 # Errors about the data itself; every other sqlite3.Error (locked, I/O, disk full) is an outage.
 _REFUSALS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
 # Rows come back with times in epoch milliseconds and JSON as text.
@@ -79,7 +83,9 @@ class _Checkpointer(threading.Thread):
         while not self.stopping.wait(CHECKPOINT_INTERVAL_S):
             try:
                 conn = conn or self._store._connect()
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                _busy, frames, _done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if frames > WAL_RESTART_FRAMES:
+                    conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
             except (sqlite3.Error, StoreUnavailable):
                 conn = None  # the writer reports outages; try again next round
         if conn is not None:
@@ -141,6 +147,7 @@ class SQLiteStore(Store):
     def _open_writer(self) -> sqlite3.Connection:
         conn = self._connect()
         conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_RESTART_FRAMES * 4096}")
         if self._checkpointer is None:
             self._checkpointer = _Checkpointer(self)
             self._checkpointer.start()
