@@ -1,10 +1,16 @@
 """Ingest benchmark: wrk against a bare Starlette app, naive callpulse and callpulse.
 
-Each server runs as its own process on the same port, one after another, first on an empty
-database and then on a copy of a cached database holding --rows calls. Per server: a warm-up, a
-run at full speed, and a run paced at half of callpulse's full-speed rate (in that state).
+SQLite (default): each server runs as its own process on the same port, one after another, first
+on an empty database and then on a copy of a cached database holding --rows calls. Per server: a
+warm-up, a run at full speed, and a run paced at half of callpulse's full-speed rate (in that
+state).
+
+PostgreSQL (--database postgresql://...): callpulse with 1 worker, with 2 workers, and naive
+(1 worker, one insert per request), each server run on a fresh, empty schema. First every server
+at full speed, then every server again (fresh schema) paced at half of the best callpulse rate.
 
 Usage: bench/ingest [--duration 10] [--connections 64] [--rows 10000000] [--skip-10m]
+       bench/ingest --database postgresql://postgres@127.0.0.1:5432/test [--duration 10]
 Details and recorded figures: docs/performance.md
 """
 
@@ -27,12 +33,15 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, urlsplit
 
+import psycopg
+from psycopg import sql
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -57,6 +66,8 @@ EXTRA = {"ApiVersion": "2010-04-01", "Direction": "inbound"}  # sent by real sen
 # Sizes the request pool of a full-speed run (x1.5): above any one-process Python server here.
 CEILING_PER_S = 24_000
 VARIANTS = ("callpulse", "naive", "bare")  # callpulse first: its rate sets the paced runs' rate
+PG_VARIANTS = ("callpulse-w1", "callpulse-w2", "naive")  # PostgreSQL mode; naive has 1 worker
+WORKERS = {"callpulse-w2": 2}  # `serve --workers`; 1 for every other server
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 
@@ -161,9 +172,34 @@ def machine_busy_s() -> float:
     return (int(user) + int(nice) + int(system)) / TICK  # not irq/softirq: loopback traffic
 
 
-def process_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime, all threads
+def processes() -> dict[int, tuple[str, int, float]]:
+    """Every process: pid -> (name, parent pid, CPU s of it and of its reaped children)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            name, rest = (entry / "stat").read_text().split(" (", 1)[1].rsplit(")", 1)
+        except OSError:  # exited meanwhile
+            continue
+        fields = rest.split()
+        # utime + stime (all threads) + cutime + cstime: a worker that exits moves to its parent
+        cpu = sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICK
+        found[int(entry.name)] = (name, int(fields[1]), cpu)
+    return found
+
+
+def server_cpu_s(pid: int, postgres: bool) -> float:
+    """CPU s of the server's process tree, and of every PostgreSQL process if ``postgres``."""
+    table = processes()
+    ours, grew = {pid}, True
+    if postgres:
+        ours |= {p for p, (name, _, _) in table.items() if name == "postgres"}
+    while grew:
+        more = {p for p, (_, parent, _) in table.items() if parent in ours} - ours
+        ours |= more
+        grew = bool(more)
+    return sum(table[p][2] for p in ours if p in table)
 
 
 def children_cpu_s() -> float:
@@ -193,6 +229,7 @@ def run_wrk(
     log: Path,
     rate: float = 0.0,
     server_pid: int | None = None,
+    postgres: bool = False,
 ) -> WrkRun:
     pool.ensure(first + count - 1)
     wait_until_quiet()
@@ -200,9 +237,10 @@ def run_wrk(
     argv += ["-s", str(LUA), url, "--", str(pool.path), str(first), str(count)]
     argv.append(f"{rate:.1f}")
     began, machine, ours = time.monotonic(), machine_busy_s(), children_cpu_s()
-    server = process_cpu_s(server_pid) if server_pid else 0.0
+    server = server_cpu_s(server_pid, postgres) if server_pid else 0.0
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120)
-    ours = children_cpu_s() - ours + (process_cpu_s(server_pid) - server if server_pid else 0)
+    server = server_cpu_s(server_pid, postgres) - server if server_pid else 0.0
+    ours = children_cpu_s() - ours + server
     other_cores = (machine_busy_s() - machine - ours) / (time.monotonic() - began)
     log.write_text(" ".join(argv) + "\n" + done.stdout + done.stderr)
     lines = [line for line in done.stdout.splitlines() if line.startswith("JSON ")]
@@ -239,9 +277,11 @@ def clean_env(**settings: str) -> dict[str, str]:
     return env
 
 
-def start_server(variant: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    variant: str, port: int, workdir: Path, database_url: str
+) -> subprocess.Popen[bytes]:
     settings = {
-        "database_url": f"sqlite:///{workdir / 'callpulse.db'}",
+        "database_url": database_url,
         "signing_keys": SIGNING_KEY,
         "spool_dir": str(workdir / "spool"),
     }
@@ -251,6 +291,7 @@ def start_server(variant: str, port: int, workdir: Path) -> subprocess.Popen[byt
         argv = [sys.executable, str(BARE_APP), "--port", str(port)]
     else:
         argv = [sys.executable, "-m", "callpulse", "serve", "--port", str(port)]
+        argv += ["--workers", str(WORKERS.get(variant, 1))]
     log = (workdir / "server.log").open("ab")
     proc = subprocess.Popen(
         argv, env=clean_env(**settings), cwd=workdir, stdout=log, stderr=subprocess.STDOUT
@@ -289,16 +330,69 @@ def count_rows(db: Path) -> int:
             return 0
 
 
-def settled_rows(db: Path) -> int:
+def settled_rows(count: Callable[[], int]) -> int:
     """The row count once requests still in flight when wrk stopped have been written."""
-    rows = count_rows(db)
+    rows = count()
     for _ in range(20):
         time.sleep(0.25)
-        again = count_rows(db)
+        again = count()
         if again == rows:
             break
         rows = again
     return rows
+
+
+class SqliteStorage:
+    """A server's SQLite file in its work directory (optionally a copy of ``source``)."""
+
+    postgres = False
+
+    def __init__(self, workdir: Path, source: Path | None) -> None:
+        self.db = workdir / "callpulse.db"
+        self.url = f"sqlite:///{self.db}"
+        if source is not None:
+            shutil.copyfile(source, self.db)
+        os.sync()  # no write-back of the copy competing with the server's fsyncs
+
+    def rows(self) -> int:
+        return count_rows(self.db)
+
+    def wal_mib(self) -> float | None:
+        wal = self.db.with_name(self.db.name + "-wal")
+        return wal.stat().st_size / 2**20 if wal.exists() else 0.0
+
+    def drop(self) -> None:
+        pass  # removed with the work directory
+
+
+class PostgresStorage:
+    """A fresh, empty schema in the --database server; `callpulse serve` migrates it."""
+
+    postgres = True
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.schema = f"bench_ingest_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
+        joiner = "&" if urlsplit(database).query else "?"
+        self.url = f"{database}{joiner}options=-csearch_path%3D{self.schema}"
+
+    def rows(self) -> int:
+        query = sql.SQL("SELECT count(*) FROM {}.calls").format(sql.Identifier(self.schema))
+        with psycopg.connect(self.database, autocommit=True) as conn:
+            try:
+                row = conn.execute(query).fetchone()
+            except psycopg.errors.UndefinedTable:  # no schema yet
+                return 0
+        return int(row[0]) if row else 0
+
+    def wal_mib(self) -> float | None:
+        return None
+
+    def drop(self) -> None:
+        with psycopg.connect(self.database, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(self.schema)))
 
 
 # -- the database with --rows calls ------------------------------------------------------------
@@ -434,59 +528,98 @@ def measure(
     half_rate: float | None,
     logs: Path,
 ) -> Measured:
-    workdir = OUT / "run"
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
-    db = workdir / "callpulse.db"
-    if source_db is not None and variant != "bare":
-        shutil.copyfile(source_db, db)
-    os.sync()  # no write-back of the copy competing with the server's fsyncs
-    url = f"http://127.0.0.1:{port}{CALLBACK_PATH}"
-    proc = start_server(variant, port, workdir)
-    try:
-        first = 1
-
-        def run(mode: str, seconds: float, lines: int, rate: float = 0.0) -> WrkRun:
-            nonlocal first
-            for attempt in range(1, RETRIES + 2):
-                before = count_rows(db) if variant != "bare" else 0
-                log = logs / f"{state.split()[0]}-{variant}-{mode}-{attempt}.txt"
-                result = run_wrk(
-                    url, pool, first, lines, seconds, args.connections, log, rate, proc.pid
-                )
-                first += lines  # a retry sends new callbacks too
-                if variant != "bare":
-                    result.rows_added = settled_rows(db) - before
-                    wal = db.with_name(db.name + "-wal")
-                    result.wal_mib = wal.stat().st_size / 2**20 if wal.exists() else 0.0
-                ok, check = rows_check(result)
-                flags = ", ".join(result.problems() + ([] if ok else ["row count mismatch"]))
-                console.print(
-                    f"  {state:>12} {variant:>9} {mode:>6}: {result.ok_per_s:8,.0f} callbacks/s  "
-                    f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:7.2f} ms  {check}  "
-                    f"others {result.other_cores:.0%} of a core"
-                    + (f"  WAL {result.wal_mib:,.0f} MiB" if result.wal_mib is not None else "")
-                    + (f"  [bold red]FLAGGED: {flags}[/]" if flags else "")
-                )
-                if mode == "warmup" or result.other_cores <= BUSY_CORES or attempt > RETRIES:
-                    break
-                console.print("  machine was busy during the run: running it again")
-            return result
-
-        full_lines = int(CEILING_PER_S * args.duration * 1.5)
-        run("warmup", args.warmup, int(CEILING_PER_S * args.warmup * 1.5))
-        full = run("full", args.duration, full_lines)
-        target = half_rate if half_rate is not None else full.ok_per_s / 2
-        paced_lines = int(target * args.duration * 1.5) + args.connections
-        paced = run("paced", args.duration, paced_lines, target)
-        paced.target_per_s = target
-    finally:
-        stop_server(proc)
-    shutil.rmtree(workdir, ignore_errors=True)
+    """SQLite: one server run, a warm-up, full speed, then paced (``half_rate`` or its own half)."""
+    plan = [("full", None), ("paced", half_rate)]
+    full, paced = serve_and_run(variant, state, source_db, port, pool, args, logs, plan)
     return Measured(state, variant, full, paced)
 
 
-def machine() -> str:
+def serve_and_run(
+    variant: str,
+    state: str,
+    source_db: Path | None,
+    port: int,
+    pool: Pool,
+    args: argparse.Namespace,
+    logs: Path,
+    plan: list[tuple[str, float | None]],
+) -> list[WrkRun]:
+    """One server run on its own database: a warm-up, then the runs of ``plan`` in order.
+
+    ``plan`` holds (mode, rate): rate None is full speed for "full" and, for "paced", half of
+    the preceding full-speed run's rate.
+    """
+    workdir = OUT / "run"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    storage: SqliteStorage | PostgresStorage
+    if args.database:
+        storage = PostgresStorage(args.database)
+    else:
+        storage = SqliteStorage(workdir, source_db if variant != "bare" else None)
+    url = f"http://127.0.0.1:{port}{CALLBACK_PATH}"
+    results: list[WrkRun] = []
+    try:
+        proc = start_server(variant, port, workdir, storage.url)
+        try:
+            first = 1
+
+            def run(mode: str, seconds: float, lines: int, rate: float = 0.0) -> WrkRun:
+                nonlocal first
+                for attempt in range(1, RETRIES + 2):
+                    before = storage.rows() if variant != "bare" else 0
+                    log = logs / f"{state.split()[0]}-{variant}-{mode}-{attempt}.txt"
+                    result = run_wrk(
+                        url,
+                        pool,
+                        first,
+                        lines,
+                        seconds,
+                        args.connections,
+                        log,
+                        rate,
+                        proc.pid,
+                        storage.postgres,
+                    )
+                    first += lines  # a retry sends new callbacks too
+                    if variant != "bare":
+                        result.rows_added = settled_rows(storage.rows) - before
+                        result.wal_mib = storage.wal_mib()
+                    ok, check = rows_check(result)
+                    flags = ", ".join(result.problems() + ([] if ok else ["row count mismatch"]))
+                    console.print(
+                        f"  {state:>12} {variant:>12} {mode:>6}: "
+                        f"{result.ok_per_s:8,.0f} callbacks/s  "
+                        f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:7.2f} ms  {check}  "
+                        f"others {result.other_cores:.0%} of a core"
+                        + (f"  WAL {result.wal_mib:,.0f} MiB" if result.wal_mib is not None else "")
+                        + (f"  [bold red]FLAGGED: {flags}[/]" if flags else "")
+                    )
+                    if mode == "warmup" or result.other_cores <= BUSY_CORES or attempt > RETRIES:
+                        break
+                    console.print("  machine was busy during the run: running it again")
+                return result
+
+            run("warmup", args.warmup, int(CEILING_PER_S * args.warmup * 1.5))
+            for mode, rate in plan:
+                if mode == "full":
+                    lines = int(CEILING_PER_S * args.duration * 1.5)
+                    results.append(run("full", args.duration, lines))
+                    continue
+                target = rate if rate is not None else results[-1].ok_per_s / 2
+                lines = int(target * args.duration * 1.5) + args.connections
+                paced = run("paced", args.duration, lines, target)
+                paced.target_per_s = target
+                results.append(paced)
+        finally:
+            stop_server(proc)
+    finally:
+        storage.drop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return results
+
+
+def machine(database: str | None) -> str:
     memory = next(
         line.split()[1]
         for line in subprocess.check_output(["free", "-g"], text=True).splitlines()
@@ -501,11 +634,26 @@ def machine() -> str:
         platform.processor(),
     )
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split()[1]
+    store = f"SQLite {sqlite3.sqlite_version}"
+    if database:
+        store = postgres_about(database)
     return (
         f"{os.cpu_count()} CPUs ({model}), {memory} GiB RAM, Linux {platform.release()}, "
-        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, wrk {wrk}, "
+        f"Python {platform.python_version()}, {store}, wrk {wrk}, "
         f"fdatasync of 4 KiB in {OUT.name}/: p50 {fsync_ms(50):.2f} ms, p99 {fsync_ms(99):.2f} ms"
     )
+
+
+def postgres_about(database: str) -> str:
+    """The PostgreSQL server's version and the settings that decide what a commit costs."""
+    shown: dict[str, str] = {}
+    with psycopg.connect(database, autocommit=True) as conn:
+        for name in ("server_version", "synchronous_commit", "fsync", "wal_sync_method"):
+            row = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()
+            shown[name] = str(row[0]) if row else "?"
+    version = shown.pop("server_version").split()[0]
+    settings = ", ".join(f"{name} {value}" for name, value in shown.items())
+    return f"PostgreSQL {version} at {urlsplit(database).hostname} ({settings})"
 
 
 def fsync_ms(percentile: int) -> float:
@@ -568,6 +716,9 @@ def report(results: list[Measured], args: argparse.Namespace) -> None:
             "; ".join(flags) or "-",
         )
     console.print(table)
+    if args.database:
+        report_postgres(results)
+        return
     for state in dict.fromkeys(m.state for m in results):
         by = {m.variant: m for m in results if m.state == state}
         cp, bare, naive = by["callpulse"], by["bare"], by["naive"]
@@ -581,6 +732,45 @@ def report(results: list[Measured], args: argparse.Namespace) -> None:
         )
 
 
+def report_postgres(results: list[Measured]) -> None:
+    """The PostgreSQL targets: the best worker count against naive, and its p99 at half rate."""
+    by = {m.variant: m for m in results}
+    best = max((by["callpulse-w1"], by["callpulse-w2"]), key=lambda m: m.full.ok_per_s)
+    vs_naive = best.full.ok_per_s / by["naive"].full.ok_per_s
+    console.print(
+        f"best callpulse: {best.variant}, {best.full.ok_per_s:,.0f} callbacks/s "
+        f"(target >= 15,000: {verdict(best.full.ok_per_s, 15_000)}); "
+        f"{best.variant}/naive {vs_naive:.2f} (target >= 2: {verdict(vs_naive, 2)})"
+    )
+    for variant in ("callpulse-w1", "callpulse-w2"):
+        paced = by[variant].paced
+        console.print(
+            f"{variant} p99 at {paced.ok_per_s:,.0f}/s (half of the best rate) "
+            f"{paced.p99_ms:.2f} ms "
+            f"(target <= 15 ms: {verdict(paced.p99_ms, 15, higher_is_better=False)})"
+        )
+
+
+def run_postgres(port: int, pool: Pool, args: argparse.Namespace, logs: Path) -> list[Measured]:
+    """Every server at full speed, then every server again paced at half of the best callpulse
+    rate; each server run on a fresh schema."""
+    full = {
+        variant: serve_and_run(variant, "empty", None, port, pool, args, logs, [("full", None)])[0]
+        for variant in PG_VARIANTS
+    }
+    half_rate = max(full["callpulse-w1"].ok_per_s, full["callpulse-w2"].ok_per_s) / 2
+    plan: list[tuple[str, float | None]] = [("paced", half_rate)]
+    return [
+        Measured(
+            "empty",
+            variant,
+            full[variant],
+            serve_and_run(variant, "empty", None, port, pool, args, logs, plan)[0],
+        )
+        for variant in PG_VARIANTS
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         prog="bench/ingest", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -590,18 +780,26 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64, help="wrk connections")
     parser.add_argument("--rows", type=int, default=10_000_000, help="calls in the full state")
     parser.add_argument("--skip-10m", action="store_true", help="only the empty database")
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        help="measure on PostgreSQL instead (postgresql://...): 1 and 2 workers and naive,\n"
+        "a fresh schema per server run, empty state only",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/ingest: wrk is not installed; install it with: apt-get install -y wrk")
+    if args.database and not args.database.startswith(("postgresql://", "postgres://")):
+        sys.exit("bench/ingest: --database takes a postgresql:// URL")
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     logs = OUT / "logs" / stamp
     logs.mkdir(parents=True)
-    about, version = machine(), source_version()
+    about, version = machine(args.database), source_version()
     console.print(f"machine: {about}\ncallpulse: commit {version}")
     states: list[tuple[str, Path | None]] = [("empty", None)]
     build_s = None
-    if not args.skip_10m:
+    if not args.skip_10m and not args.database:
         big, build_s = build_database(args.rows)
         states.append((f"{args.rows / 1e6:g}M rows", big))
     port = free_port()
@@ -612,13 +810,16 @@ def main() -> None:
     )
     results: list[Measured] = []
     try:
-        for state, source in states:
-            half_rate = None
-            for variant in VARIANTS:
-                measured = measure(variant, state, source, port, pool, args, half_rate, logs)
-                if variant == "callpulse":
-                    half_rate = measured.full.ok_per_s / 2
-                results.append(measured)
+        if args.database:
+            results = run_postgres(port, pool, args, logs)
+        else:
+            for state, source in states:
+                half_rate = None
+                for variant in VARIANTS:
+                    measured = measure(variant, state, source, port, pool, args, half_rate, logs)
+                    if variant == "callpulse":
+                        half_rate = measured.full.ok_per_s / 2
+                    results.append(measured)
     finally:
         pool.path.unlink(missing_ok=True)  # signed for this run's port only
     report(results, args)
