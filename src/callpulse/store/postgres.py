@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,7 +34,6 @@ from callpulse.store.base import (
 )
 from callpulse.store.migrations import POSTGRES_MIGRATIONS
 
-log = logging.getLogger(__name__)
 MIGRATION_LOCK = 0x63616C6C70  # pg_advisory_xact_lock key: one upgrader at a time
 PARTITIONS_AHEAD = 2  # months of partitions created before calls arrive for them
 RETRIES = 3  # deadlocks between racing batches are retried before giving up

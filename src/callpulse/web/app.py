@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import logging
 import os
 from collections.abc import AsyncIterator
 
@@ -20,7 +19,6 @@ from callpulse.store.writer import BatchWriter
 from callpulse.web import health
 from callpulse.web.receiver import make_endpoint
 
-log = logging.getLogger(__name__)
 ALLOW_UNSIGNED_ENV = "CALLPULSE_ALLOW_UNSIGNED"
 
 
