@@ -120,6 +120,22 @@ def test_bad_database_url(tmp_path: Path, url: str) -> None:
             assert "CALLPULSE_DATABASE_URL" in line
 
 
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("postgresql://postgres@127.0.0.1:1/test", "Connection refused"),
+        ("postgresql://postgres@127.0.0.1:5432/callpulse_no_such_db", "does not exist"),
+    ],
+)
+def test_unreachable_postgres_is_one_line_with_the_reason(
+    tmp_path: Path, url: str, reason: str
+) -> None:
+    env = cli_env(tmp_path, CALLPULSE_DATABASE_URL=url, CALLPULSE_SIGNING_KEYS="k")
+    for command in (["db", "status"], ["serve", "--port", "1"]):
+        result = run_cli(*command, env=env, cwd=tmp_path, check=False)
+        assert reason in assert_one_line_error(result, "PostgreSQL")
+
+
 @pytest.mark.parametrize("value", ["64KiB", "0", "-5", ""])
 def test_bad_max_body_bytes_names_the_setting(tmp_path: Path, value: str) -> None:
     env = cli_env(tmp_path, CALLPULSE_MAX_BODY_BYTES=value)

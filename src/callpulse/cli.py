@@ -347,6 +347,8 @@ def _fail(message: str, out: IO[str] = sys.stderr) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # The pool warns on every failed connection attempt; the one-line error below says why.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
         cli.main(args=argv, prog_name="callpulse", standalone_mode=False)
     except click.exceptions.Exit as exc:

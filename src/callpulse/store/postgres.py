@@ -93,7 +93,7 @@ def _lock_order(op: WriteOp) -> tuple[bool, str, str]:
 
 
 def _unavailable(url: str, exc: Exception) -> StoreUnavailable:
-    return StoreUnavailable(f"PostgreSQL {url}: {exc}".strip())
+    return StoreUnavailable(" ".join(f"PostgreSQL {url}: {exc}".split()))  # one line
 
 
 def _safe_url(url: str) -> str:
@@ -144,8 +144,18 @@ class PostgresStore(Store):
                 yield conn
         except psycopg.errors.TransactionRollback:
             raise  # deadlock or serialization failure: the caller retries the batch
-        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+        except PoolTimeout as exc:
+            raise _unavailable(self._label, self._why_no_connection() or exc) from exc
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise _unavailable(self._label, exc) from exc
+
+    def _why_no_connection(self) -> psycopg.Error | None:
+        """The pool only says it timed out; one direct attempt tells why (refused, no such db)."""
+        try:
+            psycopg.connect(self.url, connect_timeout=max(1, round(self._timeout))).close()
+        except psycopg.Error as exc:
+            return exc
+        return None
 
     # -- writes -----------------------------------------------------------------------------
 
