@@ -38,10 +38,6 @@ class Settings:
     writer_max_batch: int = 512
     quarantine_max_entries: int = 10000
     quarantine_retention_days: int = 30
-    api_token: str = ""
-
-    def with_changes(self, **changes: Any) -> Settings:
-        return dataclasses.replace(self, **changes)
 
 
 def _positive_int(name: str, raw: object) -> int:
@@ -97,7 +93,6 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "writer_max_batch": _positive_int,
     "quarantine_max_entries": _positive_int,
     "quarantine_retention_days": _positive_int,
-    "api_token": lambda _name, raw: str(raw),
 }
 
 

@@ -100,8 +100,7 @@ class CallbackGate:
             try:
                 signature.verify(
                     url=raw.url,
-                    signature=raw.headers.get("x-signalwire-signature")
-                    or raw.headers.get("x-twilio-signature"),
+                    signature=signature.header_value(raw.headers),
                     keys=self.keys.for_account(account_sid),
                     account_sid=account_sid,
                     body=raw.body,

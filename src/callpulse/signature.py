@@ -22,6 +22,11 @@ SIGNATURE_HEADERS = ("x-signalwire-signature", "x-twilio-signature")
 _STANDARD_PORTS = {"http": 80, "https": 443}
 
 
+def header_value(headers: Mapping[str, str]) -> str | None:
+    """The signature from lower-case request headers, whichever alias carries it."""
+    return next((headers[name] for name in SIGNATURE_HEADERS if headers.get(name)), None)
+
+
 class SignatureError(Exception):
     """The request is not proven to come from the sender."""
 

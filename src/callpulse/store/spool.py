@@ -35,7 +35,6 @@ class Spool:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._active: BinaryIO | None = None
-        self._active_path: Path | None = None
         self._active_count = 0
         self._files_seen = False
         self._scanned_at = float("-inf")
@@ -48,7 +47,7 @@ class Spool:
             handle = path.open("ab")
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             _fsync_dir(self.directory)
-            self._active, self._active_path, self._active_count = handle, path, 0
+            self._active, self._active_count = handle, 0
         data = b"".join(json.dumps(op_to_json(op)).encode() + b"\n" for op in ops)
         self._active.write(data)
         self._active.flush()
