@@ -1,0 +1,78 @@
+"""`callpulse db upgrade|status|prune`: the schema and retention."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import click
+
+from callpulse.cli.base import cli as root
+from callpulse.cli.base import store_of
+from callpulse.export import iso_utc
+
+
+@root.group()
+def db() -> None:
+    """Database schema: migrations."""
+
+
+@db.command()
+@click.pass_context
+def upgrade(ctx: click.Context) -> None:
+    """Apply pending migrations.
+
+    Example: callpulse db upgrade
+    """
+    store = store_of(ctx)
+    try:
+        applied = store.upgrade()
+    finally:
+        store.close()
+    click.echo("\n".join(f"applied {name}" for name in applied) or "schema is up to date")
+
+
+@db.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Show which migrations are applied.
+
+    Example: callpulse db status
+    """
+    store = store_of(ctx)
+    try:
+        states = store.migration_status()
+    finally:
+        store.close()
+    for state in states:
+        when = iso_utc(state.applied_at) if state.applied_at else "pending"
+        click.echo(f"{state.name}  {when}")
+
+
+_AGE_UNITS = {"d": 86400, "h": 3600}
+
+
+def _parse_age(ctx: click.Context, param: click.Parameter, text: str) -> timedelta:
+    number, unit = text[:-1], text[-1:]
+    if unit not in _AGE_UNITS or not number.isdigit():
+        raise click.BadParameter(
+            f"expected a number of days or hours such as 400d or 12h, got {text!r}"
+        )
+    return timedelta(seconds=int(number) * _AGE_UNITS[unit])
+
+
+@db.command()
+@click.option("--older-than", required=True, callback=_parse_age, help="Age such as 400d or 12h.")
+@click.pass_context
+def prune(ctx: click.Context, older_than: timedelta) -> None:
+    """Delete calls that started longer ago than --older-than.
+
+    On PostgreSQL whole monthly partitions go, so a month is removed once all of it is older.
+    Example: callpulse db prune --older-than 400d
+    """
+    cutoff = datetime.now(UTC) - older_than
+    store = store_of(ctx)
+    try:
+        removed = store.prune(cutoff)
+    finally:
+        store.close()
+    click.echo(f"removed {removed} calls that started before {iso_utc(cutoff)}")

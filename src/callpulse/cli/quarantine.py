@@ -1,0 +1,141 @@
+"""`callpulse quarantine list|show|replay`: rejected requests, kept with the reason."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from callpulse.cli.base import cli as root
+from callpulse.cli.base import settings_of, store_of
+from callpulse.errors import CallpulseError
+from callpulse.export import iso_utc
+
+
+@root.group()
+def quarantine() -> None:
+    """Rejected requests, kept with the reason."""
+
+
+def _entry_summary(entry: Any) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "received_at": iso_utc(entry.received_at),
+        "reason": entry.reason,
+        "errors": entry.errors,
+        "method": entry.method,
+        "url": entry.url,
+        "body_size": entry.body_size,
+    }
+
+
+@quarantine.command("list")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def quarantine_list(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """List quarantined requests, newest first.
+
+    Example: callpulse quarantine list --limit 20
+    """
+    store = store_of(ctx)
+    try:
+        entries = store.list_quarantine(limit=limit)
+        kept, dropped = store.quarantine_counts()
+    finally:
+        store.close()
+    if as_json:
+        for entry in entries:
+            click.echo(json.dumps(_entry_summary(entry)))
+        return
+    table = Table(title=f"quarantine: {kept} kept, {dropped} dropped by the cap")
+    for column in ("id", "received", "reason", "errors", "bytes"):
+        table.add_column(column)
+    for entry in entries:
+        errors = "; ".join(f"{k}: {v}" for k, v in entry.errors.items())
+        table.add_row(
+            str(entry.id),
+            iso_utc(entry.received_at),
+            entry.reason,
+            errors[:120],
+            str(entry.body_size),
+        )
+    Console().print(table)
+
+
+@quarantine.command("show")
+@click.argument("entry_id", type=int)
+@click.pass_context
+def quarantine_show(ctx: click.Context, entry_id: int) -> None:
+    """Show one quarantined request in full (headers and body).
+
+    Example: callpulse quarantine show 12
+    """
+    store = store_of(ctx)
+    try:
+        entry = store.get_quarantine(entry_id)
+    finally:
+        store.close()
+    if entry is None:
+        raise CallpulseError(f"no quarantine entry {entry_id} (see: callpulse quarantine list)")
+    data = _entry_summary(entry)
+    data["headers"] = entry.headers
+    data["body"] = entry.body.decode("utf-8", errors="replace")
+    data["truncated"] = entry.body_size > len(entry.body)
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@quarantine.command("replay")
+@click.argument("entry_ids", type=int, nargs=-1)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every entry.")
+@click.option(
+    "--allow-unsigned", is_flag=True, help="Accept unsigned entries when no signing key is set."
+)
+@click.pass_context
+def quarantine_replay(
+    ctx: click.Context, entry_ids: tuple[int, ...], replay_all: bool, allow_unsigned: bool
+) -> None:
+    """Run quarantined requests through the pipeline again, e.g. after adding a signing key.
+
+    Accepted entries are stored and leave the quarantine; the others stay.
+    Example: callpulse quarantine replay --all
+    """
+    from callpulse.ingest import Rejected, gate_for, raw_from_quarantine
+
+    if not entry_ids and not replay_all:
+        raise CallpulseError("name entry ids (see: callpulse quarantine list) or pass --all")
+    settings = settings_of(ctx)
+    if not settings.signing_keys and not allow_unsigned:
+        raise CallpulseError(
+            "no signing key: set CALLPULSE_SIGNING_KEYS (or pass --allow-unsigned)"
+        )
+    gate = gate_for(settings, allow_unsigned)
+    store = store_of(ctx)
+    table = Table("id", "outcome", "detail")
+    try:
+        entries = (
+            [e for e in map(store.get_quarantine, entry_ids) if e is not None]
+            if entry_ids
+            else store.list_quarantine(limit=store.quarantine_counts()[0] or 1)
+        )
+        missing = set(entry_ids) - {e.id for e in entries}
+        if missing:
+            raise CallpulseError(
+                f"no quarantine entry {min(missing)} (see: callpulse quarantine list)"
+            )
+        for entry in reversed(entries):  # oldest first, as they arrived
+            try:
+                write = gate.accept(raw_from_quarantine(entry))
+            except Rejected as rejection:
+                detail = "; ".join(f"{k}: {v}" for k, v in rejection.errors.items())
+                table.add_row(str(entry.id), f"still {rejection.reason}", detail[:120])
+                continue
+            (result,) = store.write_batch([write])
+            store.delete_quarantine(entry.id)
+            table.add_row(str(entry.id), str(result), write.record.call_sid)
+    finally:
+        store.close()
+    Console().print(table)

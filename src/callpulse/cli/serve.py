@@ -1,0 +1,74 @@
+"""`callpulse serve`: the receiver, API and dashboard in one ASGI process."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+
+import click
+
+from callpulse.cli.base import cli, err_console, settings_of
+from callpulse.errors import CallpulseError
+from callpulse.store import open_store
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Receiver processes sharing the port.",
+)
+@click.option(
+    "--allow-unsigned",
+    is_flag=True,
+    help="Accept callbacks without signatures when no signing key is set (testing only).",
+)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, workers: int, allow_unsigned: bool) -> None:
+    """Run the callback receiver, health checks and metrics.
+
+    Example: CALLPULSE_SIGNING_KEYS=PSKxxxx callpulse serve --port 8080
+    """
+    import uvicorn
+
+    from callpulse.metrics import MULTIPROC_ENV
+    from callpulse.web.app import ALLOW_UNSIGNED_ENV, app_from_environment
+
+    settings = settings_of(ctx)
+    if not settings.signing_keys and not allow_unsigned:
+        raise CallpulseError(
+            "no signing key: set CALLPULSE_SIGNING_KEYS to your project's Signing Key "
+            "(or AccountSid=key pairs), or pass --allow-unsigned for local testing"
+        )
+    store = open_store(settings)
+    try:
+        store.upgrade()
+    finally:
+        store.close()
+    if not settings.signing_keys:
+        err_console.print("[yellow]warning:[/] signatures are NOT checked (--allow-unsigned)")
+    os.environ[ALLOW_UNSIGNED_ENV] = "1" if allow_unsigned else "0"
+    click.echo(
+        f"callpulse receiving at http://{host}:{port}{settings.callback_path} "
+        f"(database {settings.database_url}, {workers} worker{'s' * (workers > 1)})",
+        err=True,
+    )
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    with tempfile.TemporaryDirectory(prefix="callpulse-metrics-") as metrics_dir:
+        if workers > 1:
+            os.environ[MULTIPROC_ENV] = metrics_dir
+        uvicorn.run(
+            "callpulse.web.app:app_from_environment" if workers > 1 else app_from_environment(),
+            factory=workers > 1,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,
+            log_level="warning",
+            timeout_graceful_shutdown=10,
+        )
