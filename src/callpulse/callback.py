@@ -65,7 +65,7 @@ class CallRecord:
     started_at: datetime  # UTC
     status: str
     duration_s: int
-    mos: float
+    mos: float | None  # None only for calls recovered from the Calls API without a MOS
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -249,7 +249,7 @@ def to_fields(record: CallRecord) -> dict[str, str]:
         "Timestamp": email.utils.format_datetime(record.started_at),
         "CallStatus": record.status,
         "CallDuration": str(record.duration_s),
-        "AudioInMos": repr(record.mos),
+        "AudioInMos": "" if record.mos is None else repr(record.mos),
     }
     fields.update({k: str(v) for k, v in record.extra.items()})
     return fields

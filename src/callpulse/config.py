@@ -38,22 +38,43 @@ class Settings:
     writer_max_batch: int = 512
     quarantine_max_entries: int = 10000
     quarantine_retention_days: int = 30
+    api_token: str = ""  # guards the JSON API and the dashboard
+    poor_mos: float = 3.5  # calls below this MOS count as poor
+    short_call_s: int = 10  # completed calls shorter than this count as short
+    reconcile_interval_s: int = 0  # 0: serve does not reconcile by itself
 
 
-def _positive_int(name: str, raw: object) -> int:
-    try:
-        value = int(str(raw))
-    except ValueError:
-        raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
-    if value < 1:
-        raise ConfigError(f"{name}: must be at least 1, got {value}")
-    return value
+def _int_at_least(minimum: int) -> Callable[[str, object], int]:
+    def parse(name: str, raw: object) -> int:
+        try:
+            value = int(str(raw))
+        except ValueError:
+            raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
+        if value < minimum:
+            raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
 
 
 def _synchronous(name: str, raw: object) -> str:
     value = str(raw).upper()
     if value not in SYNCHRONOUS_MODES:
         raise ConfigError(f"{name}: expected one of {', '.join(SYNCHRONOUS_MODES)}, got {raw!r}")
+    return value
+
+
+def _mos(name: str, raw: object) -> float:
+    try:
+        value = float(str(raw))
+    except ValueError:
+        raise ConfigError(f"{name}: expected a MOS such as 3.5, got {raw!r}") from None
+    if not 1 <= value <= 5:
+        raise ConfigError(f"{name}: a MOS is between 1 and 5, got {value}")
     return value
 
 
@@ -93,6 +114,10 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "writer_max_batch": _positive_int,
     "quarantine_max_entries": _positive_int,
     "quarantine_retention_days": _positive_int,
+    "api_token": lambda _name, raw: str(raw),
+    "poor_mos": _mos,
+    "short_call_s": _non_negative_int,
+    "reconcile_interval_s": _non_negative_int,
 }
 
 

@@ -33,11 +33,14 @@ class SaveResult(enum.StrEnum):
     REFUSED = "refused"  # valid, but the database cannot hold it: kept in quarantine instead
 
 
+RECONCILED = "reconciled"  # a CallWrite source: recovered from the Calls API
+
+
 @dataclass(frozen=True, slots=True)
 class CallWrite:
     record: CallRecord
     received_at: datetime
-    source: str = "callback"
+    source: str = "callback"  # or RECONCILED: inserted when missing, never changes a stored call
 
     def fingerprint(self) -> int:
         """Identifies the callback's content, so a retry is told from a real update."""

@@ -2,16 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from callpulse.regions import UNKNOWN, region_of
+from callpulse.store import rollups
+
+# A step is SQL, or a function of the open connection (sqlite3 or psycopg) for what SQL can't do.
+Step = str | Callable[[Any], None]
 
 
 @dataclass(frozen=True)
 class Migration:
     name: str
-    statements: tuple[str, ...]
+    statements: tuple[Step, ...]
 
 
-SQLITE_MIGRATIONS = (
+def run_step(conn: Any, step: Step) -> None:
+    if isinstance(step, str):
+        conn.execute(step)
+    else:
+        step(conn)
+
+
+def _backfill_regions(param: str) -> Callable[[Any], None]:
+    def backfill(conn: Any) -> None:
+        numbers = [n for (n,) in conn.execute("SELECT DISTINCT from_number FROM calls").fetchall()]
+        for number in numbers:
+            region = region_of(number)
+            if region != UNKNOWN:
+                conn.execute(
+                    f"UPDATE calls SET region = {param} WHERE from_number = {param}",
+                    (region, number),
+                )
+
+    return backfill
+
+
+SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "0001_calls_history_quarantine",
         (
@@ -71,10 +100,83 @@ SQLITE_MIGRATIONS = (
 )
 
 
+_SQLITE_CALLS_V2 = """CREATE TABLE calls_v2 (
+    id INTEGER PRIMARY KEY,
+    call_key INTEGER NOT NULL,
+    account_sid TEXT NOT NULL,
+    call_sid TEXT NOT NULL,
+    from_number TEXT NOT NULL,
+    to_number TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    duration_s INTEGER NOT NULL,
+    mos REAL,
+    extra TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    fingerprint INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    region TEXT NOT NULL DEFAULT 'unknown',
+    is_repeat INTEGER NOT NULL DEFAULT 0
+)"""
+_SQLITE_HISTORY_V2 = """CREATE TABLE call_history_v2 (
+    id INTEGER PRIMARY KEY,
+    call_id INTEGER NOT NULL,
+    from_number TEXT NOT NULL,
+    to_number TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    duration_s INTEGER NOT NULL,
+    mos REAL,
+    extra TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    fingerprint INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    superseded_at INTEGER NOT NULL
+)"""
+_V1_CALL_COLUMNS = (
+    "id, call_key, account_sid, call_sid, from_number, to_number, started_at, status, "
+    "duration_s, mos, extra, received_at, source, fingerprint, version"
+)
+_V1_HISTORY_COLUMNS = (
+    "id, call_id, from_number, to_number, started_at, status, duration_s, mos, extra, "
+    "received_at, source, fingerprint, version, superseded_at"
+)
+
+# Calls recovered from the Calls API may have no MOS; SQLite changes a column's NOT NULL only by
+# copying the table. Region and repeat flags are stored per call so rollups can count them.
+SQLITE_MIGRATIONS = (
+    *SQLITE_MIGRATIONS,
+    Migration(
+        "0002_rollups_regions_repeats",
+        (
+            _SQLITE_CALLS_V2,
+            f"INSERT INTO calls_v2 ({_V1_CALL_COLUMNS}) SELECT {_V1_CALL_COLUMNS} FROM calls",
+            "DROP TABLE calls",
+            "ALTER TABLE calls_v2 RENAME TO calls",
+            "CREATE INDEX calls_by_key ON calls (call_key)",
+            "CREATE INDEX calls_by_start ON calls (started_at)",
+            "CREATE INDEX calls_by_caller ON calls (from_number, started_at)",
+            _SQLITE_HISTORY_V2,
+            f"INSERT INTO call_history_v2 ({_V1_HISTORY_COLUMNS}) "
+            f"SELECT {_V1_HISTORY_COLUMNS} FROM call_history",
+            "DROP TABLE call_history",
+            "ALTER TABLE call_history_v2 RENAME TO call_history",
+            "CREATE INDEX call_history_by_call ON call_history (call_id)",
+            _backfill_regions(rollups.SQLITE.param),
+            *rollups.tables(rollups.SQLITE),
+            *rollups.sqlite_triggers(),
+            *rollups.rebuild_statements(rollups.SQLITE),
+        ),
+    ),
+)
+
+
 # call_keys is the one global uniqueness point across processes and hosts; calls is partitioned
 # by month of start time. Every key includes account_sid so a distributed PostgreSQL (Citus) can
 # shard all tables on it.
-POSTGRES_MIGRATIONS = (
+POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "0001_calls_history_quarantine",
         (
@@ -136,6 +238,23 @@ POSTGRES_MIGRATIONS = (
             )""",
             "CREATE TABLE counters (name text PRIMARY KEY, value bigint NOT NULL)",
             "INSERT INTO counters (name, value) VALUES ('quarantine_dropped', 0)",
+        ),
+    ),
+)
+POSTGRES_MIGRATIONS = (
+    *POSTGRES_MIGRATIONS,
+    Migration(
+        "0002_rollups_regions_repeats",
+        (
+            "ALTER TABLE calls ALTER COLUMN mos DROP NOT NULL",
+            "ALTER TABLE call_history ALTER COLUMN mos DROP NOT NULL",
+            "ALTER TABLE calls ADD COLUMN region text NOT NULL DEFAULT 'unknown'",
+            "ALTER TABLE calls ADD COLUMN is_repeat boolean NOT NULL DEFAULT false",
+            "CREATE INDEX calls_by_caller ON calls (from_number, started_at)",
+            _backfill_regions(rollups.POSTGRES.param),
+            *rollups.tables(rollups.POSTGRES),
+            *rollups.postgres_triggers(),
+            *rollups.rebuild_statements(rollups.POSTGRES),
         ),
     ),
 )

@@ -17,7 +17,10 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from callpulse.regions import region_of
+from callpulse.store import rollups
 from callpulse.store.base import (
+    RECONCILED,
     CallWrite,
     MigrationState,
     QuarantineEntry,
@@ -32,7 +35,7 @@ from callpulse.store.base import (
     split_new_calls,
     stored_call_from_row,
 )
-from callpulse.store.migrations import POSTGRES_MIGRATIONS
+from callpulse.store.migrations import POSTGRES_MIGRATIONS, run_step
 
 MIGRATION_LOCK = 0x63616C6C70  # pg_advisory_xact_lock key: one upgrader at a time
 PARTITIONS_AHEAD = 2  # months of partitions created before calls arrive for them
@@ -48,13 +51,14 @@ _VERSION_COLUMNS = (
 )
 # Claiming the keys and inserting the calls in one statement makes the common case one round
 # trip; a retry racing on another process waits on its key, then takes the per-call path.
-_INSERT_NEW = """
+_INSERT_NEW = f"""
 WITH batch AS (
     SELECT * FROM unnest(
         %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::text[],
-        %s::integer[], %s::float8[], %s::json[], %s::timestamptz[], %s::text[], %s::bigint[]
+        %s::integer[], %s::float8[], %s::json[], %s::timestamptz[], %s::text[], %s::text[],
+        %s::bigint[]
     ) AS b (account_sid, call_sid, from_number, to_number, started_at, status, duration_s, mos,
-            extra, received_at, source, fingerprint)
+            extra, received_at, source, region, fingerprint)
 ), claimed AS (
     INSERT INTO call_keys (account_sid, call_sid, started_at, fingerprint)
     SELECT account_sid, call_sid, started_at, fingerprint FROM batch
@@ -62,9 +66,11 @@ WITH batch AS (
     RETURNING account_sid, call_sid, call_id
 )
 INSERT INTO calls (call_id, account_sid, call_sid, from_number, to_number, started_at, status,
-                   duration_s, mos, extra, received_at, source, fingerprint, version)
+                   duration_s, mos, extra, received_at, source, region, fingerprint, is_repeat,
+                   version)
 SELECT c.call_id, b.account_sid, b.call_sid, b.from_number, b.to_number, b.started_at, b.status,
-       b.duration_s, b.mos, b.extra, b.received_at, b.source, b.fingerprint, 1
+       b.duration_s, b.mos, b.extra, b.received_at, b.source, b.region, b.fingerprint,
+       {rollups.repeat_exists("b", rollups.POSTGRES)}, 1
 FROM claimed c JOIN batch b USING (account_sid, call_sid)
 RETURNING account_sid, call_sid
 """
@@ -204,11 +210,14 @@ class PostgresStore(Store):
         if not first:
             return rest
         # Sorted claims take key locks in one global order: racing batches cannot deadlock.
-        columns: list[list[Any]] = [[] for _ in range(12)]
+        columns: list[list[Any]] = [[] for _ in range(13)]
         for (account_sid, call_sid), index in sorted(first.items()):
             op = ops[index]
             assert isinstance(op, CallWrite)
-            row = (account_sid, call_sid, *self._values(op), op.fingerprint())
+            row = (
+                account_sid, call_sid, *self._values(op), region_of(op.record.from_number),
+                op.fingerprint(),
+            )  # fmt: skip
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
         inserted = conn.execute(_INSERT_NEW, columns).fetchall()
@@ -237,6 +246,8 @@ class PostgresStore(Store):
 
     def _write_known(self, conn: psycopg.Connection[Any], op: CallWrite) -> SaveResult:
         r = op.record
+        if op.source == RECONCILED:
+            return SaveResult.DUPLICATE  # recovered calls never change what a callback stored
         fp = op.fingerprint()
         row = conn.execute(
             "SELECT call_id, started_at, fingerprint FROM call_keys "
@@ -262,9 +273,9 @@ class PostgresStore(Store):
         conn.execute(
             "UPDATE calls SET from_number = %s, to_number = %s, started_at = %s, status = %s, "
             "duration_s = %s, mos = %s, extra = %s, received_at = %s, source = %s, "
-            "fingerprint = %s, version = version + 1 "
+            "region = %s, fingerprint = %s, version = version + 1 "
             "WHERE account_sid = %s AND started_at = %s AND call_id = %s",
-            (*self._values(op), fp, r.account_sid, started_at, call_id),
+            (*self._values(op), region_of(r.from_number), fp, r.account_sid, started_at, call_id),
         )
         conn.execute(
             "UPDATE call_keys SET started_at = %s, fingerprint = %s "
@@ -381,8 +392,8 @@ class PostgresStore(Store):
                 for migration in POSTGRES_MIGRATIONS:
                     if migration.name in applied:
                         continue
-                    for statement in migration.statements:
-                        conn.execute(statement)
+                    for step in migration.statements:
+                        run_step(conn, step)
                     conn.execute(
                         "INSERT INTO migrations (name, applied_at) VALUES (%s, now())",
                         (migration.name,),

@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from callpulse.config import SYNCHRONOUS_MODES
+from callpulse.regions import region_of
+from callpulse.store import rollups
 from callpulse.store.base import (
+    RECONCILED,
     CallWrite,
     MigrationState,
     QuarantineEntry,
@@ -31,7 +34,7 @@ from callpulse.store.base import (
     stored_call_from_row,
     to_epoch_ms,
 )
-from callpulse.store.migrations import SQLITE_MIGRATIONS
+from callpulse.store.migrations import SQLITE_MIGRATIONS, run_step
 
 _CALL_COLUMNS = (
     "account_sid, call_sid, from_number, to_number, started_at, status, duration_s, mos, extra, "
@@ -55,14 +58,18 @@ _call = functools.partial(stored_call_from_row, decode_time=from_epoch_ms, decod
 _entry = functools.partial(
     quarantine_entry_from_row, decode_time=from_epoch_ms, decode_json=json.loads
 )
+_NEW_COLUMNS = (
+    "call_key, account_sid, call_sid, from_number, to_number, started_at, status, duration_s, "
+    "mos, extra, received_at, source, region, fingerprint"
+)
 _INSERT_NEW = (
-    "INSERT INTO calls (call_key, account_sid, call_sid, from_number, to_number, started_at, "
-    "status, duration_s, mos, extra, received_at, source, fingerprint, version) "
-    "SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, "
-    "value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, "
-    "value ->> 12, 1 FROM json_each(?) AS j WHERE NOT EXISTS (SELECT 1 FROM calls c "
-    "WHERE c.call_key = j.value ->> 0 AND c.account_sid = j.value ->> 1 "
-    "AND c.call_sid = j.value ->> 2)"
+    f"INSERT INTO calls ({_NEW_COLUMNS}, is_repeat, version) "
+    f"SELECT {_NEW_COLUMNS}, {rollups.repeat_exists('b', rollups.SQLITE)}, 1 FROM ("
+    + "SELECT "
+    + ", ".join(f"value ->> {i} AS {name}" for i, name in enumerate(_NEW_COLUMNS.split(", ")))
+    + " FROM json_each(?)) AS b WHERE NOT EXISTS (SELECT 1 FROM calls c "
+    "WHERE c.call_key = b.call_key AND c.account_sid = b.account_sid "
+    "AND c.call_sid = b.call_sid)"
 )
 
 
@@ -200,7 +207,10 @@ class SQLiteStore(Store):
         for ident, index in first.items():
             op = ops[index]
             assert isinstance(op, CallWrite)
-            rows.append([call_key(*ident), *ident, *self._values(op), op.fingerprint()])
+            rows.append(
+                [call_key(*ident), *ident, *self._values(op), region_of(op.record.from_number),
+                 op.fingerprint()]
+            )  # fmt: skip
         cursor = conn.execute(_INSERT_NEW, (json.dumps(rows),))
         if cursor.rowcount == len(rows):
             for index in first.values():
@@ -243,6 +253,8 @@ class SQLiteStore(Store):
 
     def _write_known(self, conn: sqlite3.Connection, op: CallWrite) -> SaveResult:
         r = op.record
+        if op.source == RECONCILED:
+            return SaveResult.DUPLICATE  # recovered calls never change what a callback stored
         call_id, current = conn.execute(
             "SELECT id, fingerprint FROM calls WHERE call_key = ? AND account_sid = ? "
             "AND call_sid = ?",
@@ -264,9 +276,9 @@ class SQLiteStore(Store):
         )
         conn.execute(
             "UPDATE calls SET from_number = ?, to_number = ?, started_at = ?, status = ?, "
-            "duration_s = ?, mos = ?, extra = ?, received_at = ?, source = ?, fingerprint = ?, "
-            "version = version + 1 WHERE id = ?",
-            (*self._values(op), fingerprint, call_id),
+            "duration_s = ?, mos = ?, extra = ?, received_at = ?, source = ?, region = ?, "
+            "fingerprint = ?, version = version + 1 WHERE id = ?",
+            (*self._values(op), region_of(r.from_number), fingerprint, call_id),
         )
         return SaveResult.UPDATED
 
@@ -320,8 +332,8 @@ class SQLiteStore(Store):
                 for migration in SQLITE_MIGRATIONS:
                     if migration.name in applied:
                         continue
-                    for statement in migration.statements:
-                        conn.execute(statement)
+                    for step in migration.statements:
+                        run_step(conn, step)
                     conn.execute(
                         "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
                         (migration.name, datetime.now(UTC).isoformat()),

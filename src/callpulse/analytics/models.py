@@ -1,0 +1,140 @@
+"""The typed results of analytics; the JSON API serves them as they are (OpenAPI from these)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Bucket = Literal["minute", "hour", "day"]
+
+
+class Filters(BaseModel):
+    """Which calls a query covers; None means any."""
+
+    account_sid: str | None = None
+    to: str | None = Field(None, description="called number, E.164")
+    region: str | None = Field(None, description="caller's ISO country code, or 'unknown'")
+    caller: str | None = Field(None, description="caller number, E.164, or 'withheld'")
+
+
+class MosBand(BaseModel):
+    name: str = Field(description="G.107 user-satisfaction band")
+    lower: float
+    upper: float
+    calls: int
+    share: float | None = Field(description="fraction of completed calls with a MOS in the band")
+
+
+class MosStats(BaseModel):
+    mean: float | None
+    p05: float | None
+    p50: float | None
+    p95: float | None
+    poor_rate: float | None = Field(description="fraction of completed calls below the poor line")
+    poor_threshold: float
+    bands: list[MosBand]
+
+
+class DurationStats(BaseModel):
+    total_s: int = Field(description="talk time of completed calls")
+    acd_s: float | None = Field(description="average duration of completed calls")
+    p50_s: float | None
+    p90_s: float | None
+
+
+class BusiestHour(BaseModel):
+    start: datetime
+    calls: int
+    erlangs: float = Field(description="call-seconds started in the hour / 3600")
+
+
+class Totals(BaseModel):
+    calls: int
+    completed: int
+    failed: int
+    success_rate: float | None = Field(description="completed / (completed + failed)")
+    mos: MosStats
+    duration: DurationStats
+    short_call_rate: float | None = Field(
+        description="fraction of completed calls shorter than the short-call line"
+    )
+    short_call_threshold_s: int
+    repeat_callers: int = Field(
+        description="calls from a caller who had called within the 24 h before"
+    )
+    busiest_hour: BusiestHour | None
+
+
+class Summary(Totals):
+    since: datetime
+    until: datetime
+    previous: Totals = Field(description="the period of equal length just before")
+
+
+class TimeseriesPoint(BaseModel):
+    bucket_start: datetime
+    calls: int
+    completed: int
+    failed: int
+    success_rate: float | None
+    mos_mean: float | None
+
+
+class GroupRow(BaseModel):
+    calls: int
+    completed: int
+    failed: int
+    success_rate: float | None
+    mos_mean: float | None
+    poor_rate: float | None
+    acd_s: float | None
+
+
+class NumberRow(GroupRow):
+    to: str
+
+
+class RegionRow(GroupRow):
+    region: str
+
+
+class CallItem(BaseModel):
+    account_sid: str
+    call_sid: str
+    from_: str = Field(alias="from", serialization_alias="from")
+    to: str
+    region: str
+    started_at: datetime
+    status: str
+    duration_s: int
+    mos: float
+    received_at: datetime
+    source: Literal["callback", "reconciled"] | str
+    version: int
+
+    model_config = {"populate_by_name": True}
+
+
+class CallPage(BaseModel):
+    calls: list[CallItem]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next (older) page")
+
+
+class QuarantineItem(BaseModel):
+    id: int
+    received_at: datetime
+    reason: str
+    errors: dict[str, str]
+    method: str
+    url: str
+    body_size: int
+    body: str = Field(description="the request body as received (truncated when too large)")
+
+
+class QuarantinePage(BaseModel):
+    entries: list[QuarantineItem]
+    kept: int
+    dropped: int
+    next_cursor: str | None
