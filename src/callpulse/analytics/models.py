@@ -88,12 +88,12 @@ class GroupRow(BaseModel):
     failed: int
     success_rate: float | None
     mos_mean: float | None
-    poor_rate: float | None
     acd_s: float | None
 
 
 class NumberRow(GroupRow):
     to: str
+    poor_rate: float | None
 
 
 class RegionRow(GroupRow):
@@ -109,9 +109,9 @@ class CallItem(BaseModel):
     started_at: datetime
     status: str
     duration_s: int
-    mos: float
+    mos: float | None = Field(description="absent only for calls recovered without a MOS")
     received_at: datetime
-    source: Literal["callback", "reconciled"] | str
+    source: str = Field(description="callback, or reconciled (recovered from the Calls API)")
     version: int
 
     model_config = {"populate_by_name": True}

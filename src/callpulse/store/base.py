@@ -14,6 +14,7 @@ from typing import Any
 
 from callpulse.callback import CallRecord
 from callpulse.errors import CallpulseError
+from callpulse.store.rollups import Dialect
 
 
 class StoreUnavailable(CallpulseError):
@@ -254,6 +255,16 @@ class Store(abc.ABC):
     ``write_batch`` runs on the single writer thread and commits the whole batch in one
     transaction (group commit); everything else may run on any thread.
     """
+
+    dialect: Dialect  # how ``read`` queries are written for this backend
+
+    @abc.abstractmethod
+    def read(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query written for ``dialect`` (analytics)."""
+
+    @abc.abstractmethod
+    def rebuild_rollups(self) -> None:
+        """Recompute repeat flags and rollups from the stored calls (writes wait meanwhile)."""
 
     @abc.abstractmethod
     def write_batch(self, ops: Sequence[WriteOp]) -> list[SaveResult]: ...

@@ -109,6 +109,8 @@ def _safe_url(url: str) -> str:
 
 
 class PostgresStore(Store):
+    dialect = rollups.POSTGRES
+
     def __init__(
         self,
         url: str,
@@ -427,12 +429,21 @@ class PostgresStore(Store):
 
     # -- reads ------------------------------------------------------------------------------
 
-    def _read(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def read(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._conn() as conn:
             try:
                 return conn.execute(query, params).fetchall()
             except psycopg.Error as exc:
                 raise _unavailable(self._label, exc) from exc
+
+    def rebuild_rollups(self) -> None:
+        try:
+            with self._conn() as conn, conn.transaction():
+                conn.execute("LOCK TABLE calls IN EXCLUSIVE MODE")  # reads go on, writes wait
+                for statement in rollups.rebuild_statements(rollups.POSTGRES):
+                    conn.execute(statement)
+        except psycopg.Error as exc:
+            raise _unavailable(self._label, exc) from exc
 
     def iter_calls(self, batch_size: int = 1000) -> Iterator[StoredCall]:
         with self._conn() as conn, conn.transaction():
@@ -446,7 +457,7 @@ class PostgresStore(Store):
                 yield stored_call_from_row(row[0], row[1], row[2:])
 
     def get_call(self, account_sid: str, call_sid: str) -> StoredCall | None:
-        rows = self._read(
+        rows = self.read(
             f"SELECT {_CALL_COLUMNS} FROM calls c JOIN call_keys k USING (account_sid, call_id) "
             "WHERE k.account_sid = %s AND k.call_sid = %s AND c.started_at = k.started_at",
             (account_sid, call_sid),
@@ -454,7 +465,7 @@ class PostgresStore(Store):
         return stored_call_from_row(account_sid, call_sid, rows[0]) if rows else None
 
     def call_history(self, account_sid: str, call_sid: str) -> list[StoredCall]:
-        rows = self._read(
+        rows = self.read(
             "SELECT h.from_number, h.to_number, h.started_at, h.status, h.duration_s, h.mos, "
             "h.extra, h.received_at, h.source, h.version FROM call_history h "
             "JOIN call_keys k USING (call_id) WHERE k.account_sid = %s AND k.call_sid = %s "
@@ -464,26 +475,26 @@ class PostgresStore(Store):
         return [stored_call_from_row(account_sid, call_sid, row) for row in rows]
 
     def count_calls(self) -> int:
-        return int(self._read("SELECT count(*) FROM calls")[0][0])
+        return int(self.read("SELECT count(*) FROM calls")[0][0])
 
     def list_quarantine(
         self, limit: int = 50, before_id: int | None = None
     ) -> list[QuarantineEntry]:
-        rows = self._read(
+        rows = self.read(
             f"{_QUARANTINE_SELECT} WHERE id < %s ORDER BY id DESC LIMIT %s",
             (before_id if before_id is not None else 2**63 - 1, limit),
         )
         return [quarantine_entry_from_row(row) for row in rows]
 
     def get_quarantine(self, entry_id: int) -> QuarantineEntry | None:
-        rows = self._read(f"{_QUARANTINE_SELECT} WHERE id = %s", (entry_id,))
+        rows = self.read(f"{_QUARANTINE_SELECT} WHERE id = %s", (entry_id,))
         return quarantine_entry_from_row(rows[0]) if rows else None
 
     def delete_quarantine(self, entry_id: int) -> None:
-        self._read("DELETE FROM quarantine WHERE id = %s RETURNING id", (entry_id,))
+        self.read("DELETE FROM quarantine WHERE id = %s RETURNING id", (entry_id,))
 
     def quarantine_counts(self) -> tuple[int, int]:
-        ((kept, dropped),) = self._read(
+        ((kept, dropped),) = self.read(
             "SELECT (SELECT count(*) FROM quarantine), "
             "(SELECT value FROM counters WHERE name = 'quarantine_dropped')"
         )

@@ -49,7 +49,8 @@ class Dialect:
     ms_param: str  # a call-time comparison value from an epoch-ms parameter
     mos_bin: str  # MOS to its 0.01 bin, "{m}" the value
     slot: str | None  # PostgreSQL: one set of rows per backend, so writers never contend
-    true: str
+    row_id: str  # a calls column that orders calls with equal start times
+    mod: str  # the modulo operator in a query with parameters (psycopg wants %% there)
 
     def ms(self, column: str) -> str:
         return self.ms_of.format(c=column)
@@ -65,7 +66,8 @@ SQLITE = Dialect(
     ms_param="?",
     mos_bin="CAST(round({m} * 100) AS INTEGER)",
     slot=None,
-    true="1",
+    row_id="id",
+    mod="%",
 )
 POSTGRES = Dialect(
     name="postgres",
@@ -77,7 +79,8 @@ POSTGRES = Dialect(
     ms_param="to_timestamp(%s / 1000.0)",
     mos_bin="round({m} * 100)::integer",
     slot="pg_backend_pid()",
-    true="true",
+    row_id="call_id",
+    mod="%%",
 )
 
 

@@ -100,6 +100,8 @@ class _Checkpointer(threading.Thread):
 
 
 class SQLiteStore(Store):
+    dialect = rollups.SQLITE
+
     def __init__(
         self,
         path: Path,
@@ -148,6 +150,18 @@ class SQLiteStore(Store):
             yield self._reader
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"SQLite database {self.path}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _maintenance(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction on this thread's connection, beside the writer thread's."""
+        with self._reading() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -326,23 +340,18 @@ class SQLiteStore(Store):
         with self._reading() as conn:
             if {m.name for m in SQLITE_MIGRATIONS} <= set(self._applied(conn)):
                 return []  # up to date: no write lock, so `serve` starts while the DB is busy
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                applied = self._applied(conn)
-                for migration in SQLITE_MIGRATIONS:
-                    if migration.name in applied:
-                        continue
-                    for step in migration.statements:
-                        run_step(conn, step)
-                    conn.execute(
-                        "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
-                        (migration.name, datetime.now(UTC).isoformat()),
-                    )
-                    applied_now.append(migration.name)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._maintenance() as conn:
+            applied = self._applied(conn)
+            for migration in SQLITE_MIGRATIONS:
+                if migration.name in applied:
+                    continue
+                for step in migration.statements:
+                    run_step(conn, step)
+                conn.execute(
+                    "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
+                    (migration.name, datetime.now(UTC).isoformat()),
+                )
+                applied_now.append(migration.name)
         return applied_now
 
     def migration_status(self) -> list[MigrationState]:
@@ -361,6 +370,15 @@ class SQLiteStore(Store):
             conn.execute("SELECT count(*) FROM migrations").fetchone()
 
     # -- reads ------------------------------------------------------------------------------
+
+    def read(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._reading() as conn:
+            return conn.execute(query, params).fetchall()
+
+    def rebuild_rollups(self) -> None:
+        with self._maintenance() as conn:
+            for statement in rollups.rebuild_statements(rollups.SQLITE):
+                conn.execute(statement)
 
     def iter_calls(self, batch_size: int = 1000) -> Iterator[StoredCall]:
         with self._reading() as conn:
@@ -426,21 +444,15 @@ class SQLiteStore(Store):
         return int(kept), int(dropped)
 
     def prune(self, cutoff: datetime) -> int:
-        with self._reading() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(
-                    "DELETE FROM call_history WHERE call_id IN "
-                    "(SELECT id FROM calls WHERE started_at < ?)",
-                    (to_epoch_ms(cutoff),),
-                )
-                removed = conn.execute(
-                    "DELETE FROM calls WHERE started_at < ?", (to_epoch_ms(cutoff),)
-                ).rowcount
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._maintenance() as conn:
+            conn.execute(
+                "DELETE FROM call_history WHERE call_id IN "
+                "(SELECT id FROM calls WHERE started_at < ?)",
+                (to_epoch_ms(cutoff),),
+            )
+            removed = conn.execute(
+                "DELETE FROM calls WHERE started_at < ?", (to_epoch_ms(cutoff),)
+            ).rowcount
         return int(removed)
 
     def close(self) -> None:

@@ -1,0 +1,7 @@
+"""Call-center KPIs over rollups (and raw calls where rollups can't answer)."""
+
+from callpulse.analytics.listing import BadCursor
+from callpulse.analytics.models import Filters
+from callpulse.analytics.service import Analytics, QueryError
+
+__all__ = ["Analytics", "BadCursor", "Filters", "QueryError"]

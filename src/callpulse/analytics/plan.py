@@ -1,0 +1,46 @@
+"""Which rollup level serves which part of a time range; raw calls fill what no level covers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from callpulse.store.rollups import LEVELS
+
+RAW = "raw"
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    source: str  # a rollup level, or RAW
+    start_ms: int
+    end_ms: int  # exclusive
+
+
+def plan(start_ms: int, end_ms: int, finest_bucket_ms: int | None = None) -> list[Segment]:
+    """Cover [start_ms, end_ms) with as few, as coarse rollup buckets as fit whole, coarsest
+    first, and raw calls at the ragged edges. ``finest_bucket_ms`` caps the level size, for
+    results grouped by buckets of that size."""
+    levels = [
+        (name, size)
+        for name, size in sorted(LEVELS.items(), key=lambda item: -item[1])
+        if finest_bucket_ms is None or size <= finest_bucket_ms
+    ]
+    segments: list[Segment] = []
+    _cover(start_ms, end_ms, levels, segments)
+    return segments
+
+
+def _cover(lo: int, hi: int, levels: list[tuple[str, int]], out: list[Segment]) -> None:
+    if lo >= hi:
+        return
+    if not levels:
+        out.append(Segment(RAW, lo, hi))
+        return
+    (name, size), finer = levels[0], levels[1:]
+    first, last = -(-lo // size) * size, hi // size * size
+    if first >= last:
+        _cover(lo, hi, finer, out)
+        return
+    _cover(lo, first, finer, out)
+    out.append(Segment(name, first, last))
+    _cover(last, hi, finer, out)

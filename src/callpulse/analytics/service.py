@@ -1,0 +1,203 @@
+"""KPIs of a call center over a time range: what the API, dashboard, report and metrics show."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from callpulse.analytics import listing
+from callpulse.analytics.models import (
+    Bucket,
+    BusiestHour,
+    CallItem,
+    CallPage,
+    DurationStats,
+    Filters,
+    GroupRow,
+    MosStats,
+    NumberRow,
+    QuarantinePage,
+    RegionRow,
+    Summary,
+    TimeseriesPoint,
+    Totals,
+)
+from callpulse.analytics.queries import Counters, RangeQuery
+from callpulse.analytics.stats import MOS_BIN, count_below, mos_bands, percentile, ratio
+from callpulse.config import Settings
+from callpulse.errors import CallpulseError
+from callpulse.store import Store
+from callpulse.store.base import from_epoch_ms, to_epoch_ms
+from callpulse.store.rollups import LEVELS, duration_bin_width
+
+BUCKETS: dict[str, int] = {"minute": LEVELS["minute"], "hour": LEVELS["hour"], "day": LEVELS["day"]}
+MAX_POINTS = 5000  # a time series longer than this is a mistake in the bucket, not a chart
+
+
+class QueryError(CallpulseError, ValueError):
+    """A question analytics cannot answer as asked; ``parameter`` names what to change."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+def _ms(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise QueryError("since", "times must carry a time zone (UTC is assumed by the API)")
+    return to_epoch_ms(moment)
+
+
+def _mos_mean(c: Counters) -> float | None:
+    return ratio(c.mos_sum, c.mos_n)
+
+
+def _group(c: Counters) -> dict[str, Any]:
+    return GroupRow(
+        calls=c.calls,
+        completed=c.completed,
+        failed=c.failed,
+        success_rate=ratio(c.completed, c.completed + c.failed),
+        mos_mean=_mos_mean(c),
+        acd_s=ratio(c.duration_s, c.completed),
+    ).model_dump()
+
+
+class Analytics:
+    """Blocking and thread-safe: the web layer calls it from worker threads."""
+
+    BadCursor = listing.BadCursor
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.poor_mos = settings.poor_mos
+        self._poor_bin = round(settings.poor_mos * MOS_BIN, 6)  # 3.6 * 100 is 360.00000000000006
+        self.short_call_s = settings.short_call_s
+
+    def _query(self, since: datetime, until: datetime, filters: Filters) -> RangeQuery:
+        start, end = _ms(since), _ms(until)
+        if start >= end:
+            raise QueryError("until", "until must be later than since")
+        return RangeQuery(self.store, start, end, filters)
+
+    def totals(self, since: datetime, until: datetime, filters: Filters) -> Totals:
+        query = self._query(since, until, filters)
+        counters = query.totals()
+        hist = query.histograms()
+        busiest = query.busiest_hour()
+        rated = sum(hist.mos.values())
+        return Totals(
+            calls=counters.calls,
+            completed=counters.completed,
+            failed=counters.failed,
+            success_rate=ratio(counters.completed, counters.completed + counters.failed),
+            mos=MosStats(
+                mean=_mos_mean(counters),
+                p05=_scaled(percentile(hist.mos, 0.05)),
+                p50=_scaled(percentile(hist.mos, 0.50)),
+                p95=_scaled(percentile(hist.mos, 0.95)),
+                poor_rate=ratio(count_below(hist.mos, self._poor_bin), rated),
+                poor_threshold=self.poor_mos,
+                bands=mos_bands(hist.mos),
+            ),
+            duration=DurationStats(
+                total_s=counters.duration_s,
+                acd_s=ratio(counters.duration_s, counters.completed),
+                p50_s=percentile(hist.duration, 0.50, duration_bin_width),
+                p90_s=percentile(hist.duration, 0.90, duration_bin_width),
+            ),
+            short_call_rate=ratio(
+                count_below(hist.duration, self.short_call_s), sum(hist.duration.values())
+            ),
+            short_call_threshold_s=self.short_call_s,
+            repeat_callers=counters.repeats,
+            busiest_hour=(
+                BusiestHour(
+                    start=from_epoch_ms(busiest[0]),
+                    calls=busiest[1].calls,
+                    erlangs=busiest[1].duration_s / 3600,
+                )
+                if busiest is not None and busiest[1].calls
+                else None
+            ),
+        )
+
+    def summary(self, since: datetime, until: datetime, filters: Filters) -> Summary:
+        current = self.totals(since, until, filters)
+        previous = self.totals(since - (until - since), since, filters)
+        return Summary(
+            **current.model_dump(),
+            since=since.astimezone(UTC),
+            until=until.astimezone(UTC),
+            previous=previous,
+        )
+
+    def timeseries(
+        self, since: datetime, until: datetime, filters: Filters, bucket: Bucket
+    ) -> list[TimeseriesPoint]:
+        if bucket not in BUCKETS:
+            raise QueryError("bucket", f"bucket must be one of {', '.join(BUCKETS)}")
+        size = BUCKETS[bucket]
+        query = self._query(since, until, filters)
+        first = query.start_ms - query.start_ms % size
+        if (query.end_ms - first) / size > MAX_POINTS:
+            raise QueryError(
+                "bucket", f"more than {MAX_POINTS} {bucket}s in the range: use a coarser bucket"
+            )
+        series = query.series(size)
+        points = []
+        for start in range(first, query.end_ms, size):
+            c = series.get(start, Counters())
+            group = _group(c)
+            points.append(
+                TimeseriesPoint(
+                    bucket_start=from_epoch_ms(start),
+                    calls=c.calls,
+                    completed=c.completed,
+                    failed=c.failed,
+                    success_rate=group["success_rate"],
+                    mos_mean=group["mos_mean"],
+                )
+            )
+        return points
+
+    def numbers(self, since: datetime, until: datetime, filters: Filters) -> list[NumberRow]:
+        query = self._query(since, until, filters)
+        groups = query.grouped("to_number")
+        poor = query.mos_below_per_number(self._poor_bin)
+        rows = []
+        for number, c in groups.items():
+            rated, below = poor.get(number, (0, 0))
+            rows.append(NumberRow(to=number, poor_rate=ratio(below, rated), **_group(c)))
+        return sorted(rows, key=lambda row: (-row.calls, row.to))
+
+    def regions(self, since: datetime, until: datetime, filters: Filters) -> list[RegionRow]:
+        groups = self._query(since, until, filters).grouped("region")
+        rows = [RegionRow(region=region, **_group(c)) for region, c in groups.items()]
+        return sorted(rows, key=lambda row: (-row.calls, row.region))
+
+    def calls(
+        self,
+        since: datetime,
+        until: datetime,
+        filters: Filters,
+        *,
+        status: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> CallPage:
+        query = self._query(since, until, filters)
+        return listing.list_calls(
+            self.store, query.start_ms, query.end_ms, filters,
+            status=status, cursor=cursor, limit=limit,
+        )  # fmt: skip
+
+    def call(self, call_sid: str, account_sid: str | None = None) -> CallItem | None:
+        return listing.find_call(self.store, call_sid, account_sid)
+
+    def quarantine(self, *, cursor: str | None = None, limit: int = 50) -> QuarantinePage:
+        return listing.list_quarantine(self.store, cursor=cursor, limit=limit)
+
+
+def _scaled(bin_value: float | None) -> float | None:
+    return None if bin_value is None else bin_value / MOS_BIN
