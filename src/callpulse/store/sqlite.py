@@ -69,7 +69,10 @@ _INSERT_NEW = (
     + ", ".join(f"value ->> {i} AS {name}" for i, name in enumerate(_NEW_COLUMNS.split(", ")))
     + " FROM json_each(?)) AS b WHERE NOT EXISTS (SELECT 1 FROM calls c "
     "WHERE c.call_key = b.call_key AND c.account_sid = b.account_sid "
-    "AND c.call_sid = b.call_sid)"
+    "AND c.call_sid = b.call_sid) "
+    # Latest first: SQLite reads the whole SELECT before inserting, so an earlier call of the same
+    # caller in this batch is not seen by the repeat check; inserted after, its trigger marks it.
+    "ORDER BY b.started_at DESC"
 )
 
 

@@ -1,0 +1,150 @@
+"""Rollups always equal a recomputation from the stored calls, whatever order callbacks,
+retries, corrections and recovered calls arrive in, and after a rebuild."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from callpulse.callback import WITHHELD, CallRecord
+from callpulse.config import Settings
+from callpulse.regions import region_of
+from callpulse.store import Store, open_store
+from callpulse.store.base import RECONCILED, CallWrite
+from callpulse.store.rollups import LEVELS, METRICS
+from tests.analytics.truth import is_repeat
+from tests.support import BACKENDS, backend_database
+
+START = datetime(2026, 5, 30, 22, 0, tzinfo=UTC)
+CALLERS = ("+14155550100", "+442079460000", "+33612345678", WITHHELD)
+
+write = st.builds(
+    dict,
+    call=st.integers(0, 11),
+    kind=st.sampled_from(["callback", "callback", "correction", RECONCILED]),
+    minute=st.integers(0, 3 * 24 * 60),
+    second=st.integers(0, 59),
+    caller=st.sampled_from(CALLERS),
+    to=st.sampled_from(["+18005550001", "+18005550002"]),
+    account=st.sampled_from(["AC1", "AC2"]),
+    status=st.sampled_from(["completed", "completed", "failed", "busy"]),
+    duration=st.integers(0, 5000),
+    mos=st.one_of(st.none(), st.integers(100, 500).map(lambda m: m / 100)),
+)
+
+
+def to_writes(plan: list[dict[str, Any]]) -> list[CallWrite]:
+    """The first write of a call creates it; later ones retry, correct or recover it."""
+    latest: dict[int, CallRecord] = {}
+    writes = []
+    for step in plan:
+        record = CallRecord(
+            account_sid=step["account"],
+            call_sid=f"CA{step['call']:032x}",
+            from_number=step["caller"],
+            to_number=step["to"],
+            started_at=START + timedelta(minutes=step["minute"], seconds=step["second"]),
+            status=step["status"],
+            duration_s=step["duration"] if step["status"] == "completed" else 0,
+            mos=step["mos"],
+        )
+        known = latest.get(step["call"])
+        if known is not None:  # same call: only what a corrected callback changes
+            record = replace(known, status=record.status, duration_s=record.duration_s,
+                             mos=record.mos)  # fmt: skip
+            if step["kind"] == "callback":
+                record = known  # a retry
+        source = RECONCILED if step["kind"] == RECONCILED else "callback"
+        writes.append(CallWrite(record, START, source))
+        if known is None or source == "callback":
+            latest[step["call"]] = record
+    return writes
+
+
+def duration_bin(d: int) -> int:  # rollups.DURATION_BIN_SQL, written out
+    return d if d < 60 else d // 5 * 5 if d < 600 else d // 60 * 60 if d < 3600 else d // 600 * 600
+
+
+def recompute(calls: list[CallRecord]) -> tuple[dict[Any, Any], dict[Any, int]]:
+    metrics: dict[Any, list[float]] = defaultdict(lambda: [0] * len(METRICS))
+    hist: dict[Any, int] = defaultdict(int)
+    for call in calls:
+        ms = int(call.started_at.timestamp() * 1000)
+        completed = call.status == "completed"
+        rated = completed and call.mos is not None
+        values = [1, completed, call.status == "failed", call.duration_s if completed else 0,
+                  call.mos if rated else 0, rated, is_repeat(call, calls)]  # fmt: skip
+        for level, size in LEVELS.items():
+            bucket = ms - ms % size
+            key = (level, bucket, call.account_sid, call.to_number, region_of(call.from_number))
+            metrics[key] = [a + b for a, b in zip(metrics[key], values, strict=True)]
+            hist_key = (level, bucket, call.account_sid, call.to_number)
+            if rated:
+                assert call.mos is not None
+                hist[(*hist_key, 0, round(call.mos * 100))] += 1
+            if completed:
+                hist[(*hist_key, 1, duration_bin(call.duration_s))] += 1
+    return dict(metrics), dict(hist)
+
+
+def stored_rollups(store: Store) -> tuple[dict[Any, Any], dict[Any, int]]:
+    metrics, hist = {}, {}
+    sums = ", ".join(f"sum({m})" for m in METRICS)
+    for level in LEVELS:
+        for row in store.read(f"SELECT bucket, account_sid, to_number, region, {sums} "
+                              f"FROM rollup_{level} GROUP BY 1, 2, 3, 4"):  # fmt: skip
+            if any(row[4:]):
+                metrics[(level, *row[:4])] = [float(v) for v in row[4:]]
+        for row in store.read(f"SELECT bucket, account_sid, to_number, kind, bin, sum(n) "
+                              f"FROM rollup_{level}_hist GROUP BY 1, 2, 3, 4, 5"):  # fmt: skip
+            if row[5]:
+                hist[(level, *row[:5])] = int(row[5])
+    return metrics, hist
+
+
+def assert_rollups_match(store: Store) -> None:
+    calls = [stored.record for stored in store.iter_calls()]
+    want_metrics, want_hist = recompute(calls)
+    got_metrics, got_hist = stored_rollups(store)
+    assert got_hist == want_hist
+    assert got_metrics.keys() == want_metrics.keys()
+    for key, values in want_metrics.items():
+        assert got_metrics[key] == pytest.approx([float(v) for v in values]), key
+
+
+@contextlib.contextmanager
+def fresh_store(backend: str) -> Iterator[Store]:
+    with tempfile.TemporaryDirectory() as tmp, backend_database(backend, Path(tmp)) as url:
+        store = open_store(Settings(database_url=url))
+        store.upgrade()
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plan=st.lists(write, min_size=1, max_size=40), cuts=st.lists(st.integers(1, 10)))
+def test_rollups_equal_recomputation(backend: str, plan: list[dict[str, Any]],
+                                     cuts: list[int]) -> None:  # fmt: skip
+    writes = to_writes(plan)
+    with fresh_store(backend) as store:
+        at = 0
+        for size in [*cuts, len(writes)]:
+            if at < len(writes):
+                store.write_batch(writes[at : at + size])
+                at += size
+        assert_rollups_match(store)
+        store.rebuild_rollups()
+        assert_rollups_match(store)
