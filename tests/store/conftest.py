@@ -26,3 +26,10 @@ def store(database_url: str) -> Iterator[Store]:
     backend.upgrade()
     yield backend
     backend.close()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh schema on the real PostgreSQL, for tests of that backend alone."""
+    with postgres_schema() as url:
+        yield url
