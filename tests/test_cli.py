@@ -284,6 +284,43 @@ def test_export_to_a_file_matches_standard_output(server: ServerProcess) -> None
     extras = {row["call_sid"]: json.loads(row["extra"]) for row in rows}
     assert extras[calls[0]["CallSid"]] == {"CallerName": 'Zoë, "the" caller'}
     assert {row["from"] for row in rows} == {"+15551234567", "withheld"}
+    parquet = server.workdir / "calls.parquet"
+    server.cli("export", "--format", "parquet", "--output", str(parquet))
+    import pyarrow.parquet as pq
+
+    assert sorted(pq.read_table(parquet).column("call_sid").to_pylist()) == sorted(
+        f["CallSid"] for f in calls
+    )
+    assert_one_line_error(server.cli("export", "--format", "parquet", check=False), "--output")
+
+
+def test_report_counts_what_was_received(server: ServerProcess) -> None:
+    sent = [
+        callback_fields(Timestamp="Thu, 04 Apr 2024 18:32:15 +0000", CallStatus="completed"),
+        callback_fields(
+            Timestamp="Thu, 04 Apr 2024 18:40:00 +0000", CallStatus="failed", CallDuration="0"
+        ),
+        callback_fields(
+            Timestamp="Thu, 04 Apr 2024 19:05:00 +0000", AudioInMos="3.1", To="+18005550199"
+        ),
+        callback_fields(Timestamp="Wed, 03 Apr 2024 19:05:00 +0000"),  # the day before
+    ]
+    for fields in sent:
+        assert server.post(fields).status_code == 200
+    span = ("--since", "2024-04-04T00:00:00Z", "--until", "2024-04-05T00:00:00Z")
+    report = json.loads(server.cli("report", *span, "--json").stdout)
+    summary = report["summary"]
+    assert (summary["calls"], summary["completed"], summary["failed"]) == (3, 2, 1)
+    assert summary["success_rate"] == pytest.approx(2 / 3)
+    assert summary["mos"]["mean"] == pytest.approx((4.5 + 3.1) / 2)
+    assert summary["previous"]["calls"] == 1
+    assert summary["repeat_callers"] == 3  # one caller, every call within 24 h of the one before
+    assert {row["to"]: row["calls"] for row in report["numbers"]} == {
+        "+18005559876": 2, "+18005550199": 1}  # fmt: skip
+    assert [(row["region"], row["calls"]) for row in report["regions"]] == [("US", 3)]
+    table = server.cli("report", *span, "--number", "+18005550199").stdout
+    assert "success rate" in table and "+18005550199" in table
+    assert_one_line_error(server.cli("report", "--since", "yesterday", check=False), "--since")
 
 
 def test_quarantine_replay_after_adding_a_key(tmp_path: Path) -> None:

@@ -3,12 +3,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from callpulse.callback import parse_callback
-from callpulse.export import COLUMNS, iso_utc, write_calls
+from callpulse.export import COLUMNS, iso_utc, write_calls, write_parquet
 from callpulse.store.base import StoredCall
 from tests.support import EXAMPLE_PAYLOAD
 
@@ -63,3 +65,27 @@ def test_received_at_always_has_milliseconds_so_text_order_is_time_order() -> No
 def test_iso_utc() -> None:
     assert iso_utc(datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2024-01-02T03:04:05Z"
     assert iso_utc(RECEIVED) == "2026-11-27T10:00:01.250Z"
+
+
+def test_parquet_has_typed_columns(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    no_mos = StoredCall(replace(CALL.record, mos=None), RECEIVED, "reconciled", 1)
+    path = tmp_path / "calls.parquet"
+    assert sum(write_parquet([CALL, no_mos], path)) == 2
+    table = pq.read_table(path)
+    assert table.column_names == list(COLUMNS)
+    rows = table.to_pylist()
+    assert rows[0]["started_at"] == datetime(2024, 4, 4, 18, 32, 15, tzinfo=UTC)
+    assert rows[0]["received_at"] == datetime(2026, 11, 27, 10, 0, 1, 250000, tzinfo=UTC)
+    assert (rows[0]["duration_s"], rows[0]["mos"], rows[1]["mos"]) == (142, 4.5, None)
+    assert json.loads(rows[0]["extra"]) == {"Direction": "inbound"}
+    assert rows[1]["source"] == "reconciled"
+
+
+def test_parquet_of_nothing_is_a_valid_empty_file(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "none.parquet"
+    assert list(write_parquet([], path)) == []
+    assert pq.read_table(path).num_rows == 0

@@ -14,9 +14,9 @@ class Filters(BaseModel):
     """Which calls a query covers; None means any."""
 
     account_sid: str | None = None
-    to: str | None = Field(None, description="called number, E.164")
-    region: str | None = Field(None, description="caller's ISO country code, or 'unknown'")
-    caller: str | None = Field(None, description="caller number, E.164, or 'withheld'")
+    to: str | None = Field(default=None, description="called number, E.164")
+    region: str | None = Field(default=None, description="caller's ISO country code, or 'unknown'")
+    caller: str | None = Field(default=None, description="caller number, E.164, or 'withheld'")
 
 
 class MosBand(BaseModel):

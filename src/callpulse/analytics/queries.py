@@ -171,8 +171,8 @@ class RangeQuery:
         """Counters per bucket of ``bucket_ms`` (buckets aligned to the epoch, i.e. UTC)."""
         rows, params = self._metric_rows(bucket_ms)
         result = self.store.read(
-            f"SELECT t - t {self.dialect.mod} {int(bucket_ms)} AS b, {self._sums()} FROM ({rows}) r "
-            "GROUP BY b ORDER BY b",
+            f"SELECT t - t {self.dialect.mod} {int(bucket_ms)} AS b, {self._sums()} "
+            f"FROM ({rows}) r GROUP BY b ORDER BY b",
             params,
         )
         return {int(row[0]): Counters.from_row(row[1:]) for row in result}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -50,3 +51,33 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
     if config_file is not None:
         os.environ[PREFIX + "CONFIG"] = str(config_file)  # worker processes read it too
     ctx.obj = load_settings(config_file=config_file)
+
+
+AGE_UNITS = {"d": 86400, "h": 3600, "m": 60}
+
+
+def parse_age(ctx: click.Context, param: click.Parameter, text: str) -> timedelta:
+    """An age such as 400d, 12h or 30m."""
+    number, unit = text[:-1], text[-1:]
+    if unit not in AGE_UNITS or not number.isdigit():
+        raise click.BadParameter(
+            f"expected a number of days, hours or minutes such as 400d, 12h or 30m, got {text!r}"
+        )
+    return timedelta(seconds=int(number) * AGE_UNITS[unit])
+
+
+def parse_moment(ctx: click.Context, param: click.Parameter, text: str | None) -> datetime | None:
+    """ISO 8601 (UTC unless it has an offset) or an age before now such as 24h or 7d."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            return datetime.now(UTC) - parse_age(ctx, param, text)
+        except click.BadParameter:
+            raise click.BadParameter(
+                f"expected an ISO 8601 time such as 2024-04-04T18:00:00+00:00 "
+                f"or an age such as 24h or 7d, got {text!r}"
+            ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

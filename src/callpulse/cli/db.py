@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import click
 
 from callpulse.cli.base import cli as root
-from callpulse.cli.base import store_of
+from callpulse.cli.base import err_console, parse_age, store_of
 from callpulse.export import iso_utc
 
 
@@ -48,20 +48,8 @@ def status(ctx: click.Context) -> None:
         click.echo(f"{state.name}  {when}")
 
 
-_AGE_UNITS = {"d": 86400, "h": 3600}
-
-
-def _parse_age(ctx: click.Context, param: click.Parameter, text: str) -> timedelta:
-    number, unit = text[:-1], text[-1:]
-    if unit not in _AGE_UNITS or not number.isdigit():
-        raise click.BadParameter(
-            f"expected a number of days or hours such as 400d or 12h, got {text!r}"
-        )
-    return timedelta(seconds=int(number) * _AGE_UNITS[unit])
-
-
 @db.command()
-@click.option("--older-than", required=True, callback=_parse_age, help="Age such as 400d or 12h.")
+@click.option("--older-than", required=True, callback=parse_age, help="Age such as 400d or 12h.")
 @click.pass_context
 def prune(ctx: click.Context, older_than: timedelta) -> None:
     """Delete calls that started longer ago than --older-than.
@@ -76,3 +64,22 @@ def prune(ctx: click.Context, older_than: timedelta) -> None:
     finally:
         store.close()
     click.echo(f"removed {removed} calls that started before {iso_utc(cutoff)}")
+
+
+@db.command("rebuild-rollups")
+@click.pass_context
+def rebuild_rollups(ctx: click.Context) -> None:
+    """Recompute rollups and repeat-caller flags from the stored calls.
+
+    Rollups are kept in step on every write; this is for repairs. Callbacks wait (or spool)
+    while it runs. Rollups of calls already pruned are kept.
+    Example: callpulse db rebuild-rollups
+    """
+    store = store_of(ctx)
+    try:
+        with err_console.status("rebuilding rollups from the stored calls"):
+            store.rebuild_rollups()
+        calls = store.count_calls()
+    finally:
+        store.close()
+    click.echo(f"rollups rebuilt from {calls} calls")

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from callpulse.cli.base import cli, progress_bar, store_of
-from callpulse.export import FORMATS, write_calls
+from callpulse.export import FORMATS, write_calls, write_parquet
 
 
 @cli.command()
@@ -23,19 +23,31 @@ from callpulse.export import FORMATS, write_calls
 )
 @click.pass_context
 def export(ctx: click.Context, fmt: str, output: Path | None) -> None:
-    """Export every call, oldest first.
+    """Export every call, oldest first: JSON Lines, CSV or Parquet (needs --output).
 
-    Example: callpulse export --format csv --output calls.csv
+    Example: callpulse export --format parquet --output calls.parquet
     """
+    if fmt == "parquet" and output is None:
+        raise click.BadParameter(
+            "Parquet is binary: name a file with --output", param_hint="--format"
+        )
     store = store_of(ctx)
     try:
         total = store.count_calls()
-        target: Any = (
-            output.open("w", newline="", encoding="utf-8") if output else nullcontext(sys.stdout)
-        )
-        with target as out, progress_bar(disable=output is None) as progress:
+        with progress_bar(disable=output is None) as progress:
             task = progress.add_task("exporting calls", total=total)
-            for _ in write_calls(store.iter_calls(), out, fmt):
-                progress.advance(task)
+            if fmt == "parquet":
+                assert output is not None
+                for written in write_parquet(store.iter_calls(), output):
+                    progress.advance(task, written)
+                return
+            target: Any = (
+                output.open("w", newline="", encoding="utf-8")
+                if output
+                else nullcontext(sys.stdout)
+            )
+            with target as out:
+                for _ in write_calls(store.iter_calls(), out, fmt):
+                    progress.advance(task)
     finally:
         store.close()
