@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
 
 from callpulse.analytics import Analytics, Filters, QueryError
 from callpulse.analytics.models import Totals
@@ -170,3 +172,30 @@ def test_bad_questions_name_the_parameter(loaded: tuple[Store, list[CallRecord]]
     assert error.value.parameter == "bucket"
     with pytest.raises(Analytics.BadCursor):
         analytics.calls(SINCE, UNTIL, Filters(), cursor="bm90LWEtY3Vyc29y")
+
+
+def test_rollups_and_raw_calls_give_the_same_answers(
+    loaded: tuple[Store, list[CallRecord]],
+) -> None:
+    store, finals = loaded
+    fast, raw = Analytics(store, Settings()), Analytics(store, Settings(), use_rollups=False)
+    questions = (("summary", ()), ("timeseries", ("hour",)), ("numbers", ()), ("regions", ()))
+    for filters, _ in filter_cases(finals):
+        for name, extra in questions:
+            answers = [getattr(a, name)(SINCE, UNTIL, filters, *extra) for a in (fast, raw)]
+            assert rounded(answers[0]) == rounded(answers[1]), (name, filters)
+
+
+def rounded(value: Any) -> Any:
+    """JSON of a result with floats to 9 significant digits (sums may differ in the last bit)."""
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, float):
+            return float(f"{item:.9g}")
+        if isinstance(item, dict):
+            return {k: walk(v) for k, v in item.items()}
+        if isinstance(item, list):
+            return [walk(v) for v in item]
+        return item
+
+    return walk(json.loads(TypeAdapter(type(value)).dump_json(value)))

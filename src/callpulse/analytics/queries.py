@@ -54,8 +54,11 @@ class Histograms:
 class RangeQuery:
     """Questions about the calls that started in [start_ms, end_ms) and match ``filters``."""
 
-    def __init__(self, store: Store, start_ms: int, end_ms: int, filters: Filters) -> None:
+    def __init__(
+        self, store: Store, start_ms: int, end_ms: int, filters: Filters, use_rollups: bool = True
+    ) -> None:
         self.store = store
+        self.use_rollups = use_rollups
         self.dialect: Dialect = store.dialect
         self.start_ms, self.end_ms = start_ms, end_ms
         self.filters = filters
@@ -63,7 +66,7 @@ class RangeQuery:
     # -- sources ------------------------------------------------------------------------------
 
     def _segments(self, finest_bucket_ms: int | None = None) -> list[Segment]:
-        if self.filters.caller is not None:  # rollups don't know callers
+        if self.filters.caller is not None or not self.use_rollups:  # rollups know no callers
             return [Segment(RAW, self.start_ms, self.end_ms)]
         return plan(self.start_ms, self.end_ms, finest_bucket_ms)
 

@@ -68,8 +68,10 @@ class Analytics:
 
     BadCursor = listing.BadCursor
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, *, use_rollups: bool = True) -> None:
+        """``use_rollups=False`` answers everything from raw calls (a baseline for checks)."""
         self.store = store
+        self.use_rollups = use_rollups
         self.poor_mos = settings.poor_mos
         self._poor_bin = round(settings.poor_mos * MOS_BIN, 6)  # 3.6 * 100 is 360.00000000000006
         self.short_call_s = settings.short_call_s
@@ -78,7 +80,7 @@ class Analytics:
         start, end = _ms(since), _ms(until)
         if start >= end:
             raise QueryError("until", "until must be later than since")
-        return RangeQuery(self.store, start, end, filters)
+        return RangeQuery(self.store, start, end, filters, self.use_rollups)
 
     def totals(self, since: datetime, until: datetime, filters: Filters) -> Totals:
         query = self._query(since, until, filters)
