@@ -21,7 +21,7 @@ from callpulse.config import Settings
 from callpulse.regions import region_of
 from callpulse.store import Store, open_store
 from callpulse.store.base import RECONCILED, CallWrite
-from callpulse.store.rollups import LEVELS, METRICS
+from callpulse.store.rollups import FAMILIES, LEVELS, METRICS
 from tests.analytics.truth import is_repeat
 from tests.support import BACKENDS, backend_database
 
@@ -76,6 +76,7 @@ def duration_bin(d: int) -> int:  # rollups.DURATION_BIN_SQL, written out
 
 
 def recompute(calls: list[CallRecord]) -> tuple[dict[Any, Any], dict[Any, int]]:
+    """Every rollup table's rows, keyed by (table, bucket, key columns...)."""
     metrics: dict[Any, list[float]] = defaultdict(lambda: [0] * len(METRICS))
     hist: dict[Any, int] = defaultdict(int)
     for call in calls:
@@ -86,29 +87,39 @@ def recompute(calls: list[CallRecord]) -> tuple[dict[Any, Any], dict[Any, int]]:
                   call.mos if rated else 0, rated, is_repeat(call, calls)]  # fmt: skip
         for level, size in LEVELS.items():
             bucket = ms - ms % size
-            key = (level, bucket, call.account_sid, call.to_number, region_of(call.from_number))
-            metrics[key] = [a + b for a, b in zip(metrics[key], values, strict=True)]
-            hist_key = (level, bucket, call.account_sid, call.to_number)
-            if rated:
-                assert call.mos is not None
-                hist[(*hist_key, 0, round(call.mos * 100))] += 1
-            if completed:
-                hist[(*hist_key, 1, duration_bin(call.duration_s))] += 1
+            for key in (
+                (f"rollup_{level}", bucket, call.account_sid, call.to_number,
+                 region_of(call.from_number)),
+                (f"rollup_{level}_total", bucket, call.account_sid),
+            ):  # fmt: skip
+                metrics[key] = [a + b for a, b in zip(metrics[key], values, strict=True)]
+            for hist_key in (
+                (f"rollup_{level}_hist", bucket, call.account_sid, call.to_number),
+                (f"rollup_{level}_total_hist", bucket, call.account_sid),
+            ):
+                if rated:
+                    assert call.mos is not None
+                    hist[(*hist_key, 0, round(call.mos * 100))] += 1
+                if completed:
+                    hist[(*hist_key, 1, duration_bin(call.duration_s))] += 1
     return dict(metrics), dict(hist)
 
 
 def stored_rollups(store: Store) -> tuple[dict[Any, Any], dict[Any, int]]:
     metrics, hist = {}, {}
-    sums = ", ".join(f"sum({m})" for m in METRICS)
     for level in LEVELS:
-        for row in store.read(f"SELECT bucket, account_sid, to_number, region, {sums} "
-                              f"FROM rollup_{level} GROUP BY 1, 2, 3, 4"):  # fmt: skip
-            if any(row[4:]):
-                metrics[(level, *row[:4])] = [float(v) for v in row[4:]]
-        for row in store.read(f"SELECT bucket, account_sid, to_number, kind, bin, sum(n) "
-                              f"FROM rollup_{level}_hist GROUP BY 1, 2, 3, 4, 5"):  # fmt: skip
-            if row[5]:
-                hist[(level, *row[:5])] = int(row[5])
+        for family in FAMILIES:
+            table = family.table(level)
+            keys = ", ".join(["bucket", *family.keys, *(["kind", "bin"] if family.hist else [])])
+            values = "sum(n)" if family.hist else ", ".join(f"sum({m})" for m in METRICS)
+            width = keys.count(",") + 1
+            for row in store.read(f"SELECT {keys}, {values} FROM {table} GROUP BY {keys}"):
+                if not any(row[width:]):
+                    continue  # every call once counted here has moved elsewhere
+                if family.hist:
+                    hist[(table, *row[:width])] = int(row[width])
+                else:
+                    metrics[(table, *row[:width])] = [float(v) for v in row[width:]]
     return metrics, hist
 
 

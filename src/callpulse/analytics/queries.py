@@ -103,18 +103,32 @@ class RangeQuery:
             [segment.start_ms, segment.end_ms, *params],
         )
 
-    def _metric_rows(self, finest_bucket_ms: int | None = None) -> tuple[str, list[Any]]:
-        """A subquery of (t, to_number, region, metrics...) rows over the range."""
+    def _whole_account(self) -> bool:
+        """Whether the per-account rollups (a few rows per bucket) can answer."""
+        return self.filters.to is None and self.filters.region is None
+
+    def _metric_rows(
+        self, finest_bucket_ms: int | None = None, grouped: bool = False
+    ) -> tuple[str, list[Any]]:
+        """A subquery of (t, to_number, region, metrics...) rows over the range; without
+        ``grouped``, to_number and region may be blank."""
         started = self.dialect.ms("c.started_at")
         raw_metrics = ", ".join(
             f"{expr} AS {name}" for name, expr in metric_exprs("c", self.dialect).items()
+        )
+        total = self._whole_account() and not grouped
+        columns = (
+            f"bucket AS t, '' AS to_number, '' AS region, {', '.join(METRICS)}"
+            if total
+            else f"bucket AS t, to_number, region, {', '.join(METRICS)}"
         )
         parts, params = [], []
         for segment in self._segments(finest_bucket_ms):
             sql, values = self._source(
                 segment,
-                f"bucket AS t, to_number, region, {', '.join(METRICS)}",
+                columns,
                 f"{started} AS t, c.to_number, c.region, {raw_metrics}",
+                "_total" if total else "",
             )
             parts.append(sql)
             params += values
@@ -126,17 +140,22 @@ class RangeQuery:
         zeros = ", ".join(f"0 AS {name}" for name in METRICS)
         return f"SELECT 0 AS t, '' AS to_number, '' AS region, {zeros} WHERE 1 = 0"
 
-    def _hist_rows(self) -> tuple[str, list[Any]]:
-        """A subquery of (to_number, kind, bin, n) rows; rollup histograms know no region."""
+    def _hist_rows(self, per_number: bool = False) -> tuple[str, list[Any]]:
+        """A subquery of (to_number, kind, bin, n) rows (to_number blank unless
+        ``per_number``); rollup histograms know no region."""
         segments = (
             [Segment(RAW, self.start_ms, self.end_ms)]
             if self.filters.region is not None or self.filters.caller is not None
             else self._segments()
         )
+        total = self._whole_account() and not per_number
+        columns = ("'' AS to_number" if total else "to_number") + ", kind, bin, n"
         parts, params = [], []
         for segment in segments:
             if segment.source != RAW:
-                sql, values = self._source(segment, "to_number, kind, bin, n", "", "_hist")
+                sql, values = self._source(
+                    segment, columns, "", "_total_hist" if total else "_hist"
+                )
                 parts.append(sql)
                 params += values
                 continue
@@ -164,7 +183,7 @@ class RangeQuery:
         """Counters per ``to_number`` or ``region``."""
         if key not in ("to_number", "region"):
             raise ValueError(f"cannot group by {key!r}")
-        rows, params = self._metric_rows()
+        rows, params = self._metric_rows(grouped=True)
         result = self.store.read(
             f"SELECT {key}, {self._sums()} FROM ({rows}) r GROUP BY {key}", params
         )
@@ -202,7 +221,7 @@ class RangeQuery:
 
     def mos_below_per_number(self, limit_bin: float) -> dict[str, tuple[int, int]]:
         """Per called number: (rated completed calls, those with a MOS bin below ``limit_bin``)."""
-        rows, params = self._hist_rows()
+        rows, params = self._hist_rows(per_number=True)
         below = f"sum(CASE WHEN bin < {self.dialect.param} THEN n ELSE 0 END)"
         result = self.store.read(
             f"SELECT to_number, sum(n), {below} "

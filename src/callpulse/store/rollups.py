@@ -1,19 +1,23 @@
 """Rollups: per-bucket counters and histograms kept in step with ``calls`` by triggers.
 
-Three levels (minute, hour, day) of two tables each:
+Three levels (minute, hour, day), each with four tables (see ``FAMILIES``):
 - ``rollup_<level>``: per (bucket, account, called number, caller region) counts by status,
   talk time, MOS sum and count, repeat calls;
 - ``rollup_<level>_hist``: per (bucket, account, called number) histograms of MOS (0.01 bins)
-  and duration (``DURATION_BIN_SQL`` bins) of completed calls, for percentiles and bands.
+  and duration (``DURATION_BIN_SQL`` bins) of completed calls, for percentiles and bands;
+- ``rollup_<level>_total`` and ``rollup_<level>_total_hist``: the same per (bucket, account)
+  only, so whole-account questions over long ranges read a few rows per bucket.
 
 Triggers add every inserted call and move updated ones (old out, new in), inside the writing
 transaction, so rollups always equal a recomputation from ``calls``; pruning calls keeps their
-rollups. Buckets are epoch milliseconds in both backends, so queries over rollups are the same
-SQL on SQLite and PostgreSQL.
+rollups. SQLite runs them per row (cheap compiled statements); PostgreSQL per statement over the
+transition tables (one aggregate upsert per table and batch). Buckets are epoch milliseconds in
+both backends, so queries over rollups are the same SQL on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 LEVELS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
@@ -51,6 +55,7 @@ class Dialect:
     slot: str | None  # PostgreSQL: one set of rows per backend, so writers never contend
     row_id: str  # a calls column that orders calls with equal start times
     mod: str  # the modulo operator in a query with parameters (psycopg wants %% there)
+    true: str
 
     def ms(self, column: str) -> str:
         return self.ms_of.format(c=column)
@@ -68,6 +73,7 @@ SQLITE = Dialect(
     slot=None,
     row_id="id",
     mod="%",
+    true="1",
 )
 POSTGRES = Dialect(
     name="postgres",
@@ -81,6 +87,7 @@ POSTGRES = Dialect(
     slot="pg_backend_pid()",
     row_id="call_id",
     mod="%%",
+    true="true",
 )
 
 
@@ -117,110 +124,158 @@ def hist_sources(row: str, dialect: Dialect) -> list[tuple[int, str, str]]:
     ]
 
 
+@dataclass(frozen=True)
+class Family:
+    """One kind of rollup table, present at every level."""
+
+    suffix: str
+    keys: tuple[str, ...]
+    hist: bool
+
+    def table(self, level: str) -> str:
+        return f"rollup_{level}{self.suffix}"
+
+
+FAMILIES = (
+    Family("", GROUP_KEYS, hist=False),
+    Family("_hist", HIST_KEYS, hist=True),
+    Family("_total", ("account_sid",), hist=False),
+    Family("_total_hist", ("account_sid",), hist=True),
+)
+
+
 def _slot_column(dialect: Dialect) -> list[str]:
     return ["slot"] if dialect.slot else []
 
 
+def _key_columns(family: Family, dialect: Dialect) -> list[str]:
+    return [
+        "bucket",
+        *family.keys,
+        *(["kind", "bin"] if family.hist else []),
+        *_slot_column(dialect),
+    ]
+
+
+def _value_columns(family: Family) -> tuple[str, ...]:
+    return ("n",) if family.hist else METRICS
+
+
 def tables(dialect: Dialect) -> list[str]:
-    statements = []
     i, r = dialect.int_type, dialect.real_type
-    slot = _slot_column(dialect)
-    for level in LEVELS:
-        keys = ["bucket", *GROUP_KEYS, *slot]
-        columns = [f"bucket {i} NOT NULL", "account_sid TEXT NOT NULL", "to_number TEXT NOT NULL"]
-        columns += ["region TEXT NOT NULL", *(f"{s} integer NOT NULL" for s in slot)]
-        columns += [f"{m} {r if m == 'mos_sum' else i} NOT NULL" for m in METRICS]
-        statements.append(
-            f"CREATE TABLE rollup_{level} ({', '.join(columns)}, "
-            f"PRIMARY KEY ({', '.join(keys)})){dialect.table_suffix}"
-        )
-        hist_keys = ["bucket", *HIST_KEYS, "kind", "bin", *slot]
-        hist_columns = [f"bucket {i} NOT NULL", "account_sid TEXT NOT NULL"]
-        hist_columns += ["to_number TEXT NOT NULL", "kind integer NOT NULL", "bin integer NOT NULL"]
-        hist_columns += [*(f"{s} integer NOT NULL" for s in slot), f"n {i} NOT NULL"]
-        statements.append(
-            f"CREATE TABLE rollup_{level}_hist ({', '.join(hist_columns)}, "
-            f"PRIMARY KEY ({', '.join(hist_keys)})){dialect.table_suffix}"
-        )
-    return statements
-
-
-def apply_statements(row: str, sign: int, dialect: Dialect) -> list[str]:
-    """Statements adding (sign 1) or removing (sign -1) one calls row to every rollup."""
+    types = {"bucket": i, "kind": "integer", "bin": "integer", "slot": "integer", "mos_sum": r}
     statements = []
-    ms = dialect.ms(f"{row}.started_at")
-    slot = _slot_column(dialect)
-    slot_value = [dialect.slot] if dialect.slot else []
-    for level, size in LEVELS.items():
-        bucket = f"{ms} - {ms} % {size}"
-        metrics = metric_exprs(row, dialect)
-        keys = ["bucket", *GROUP_KEYS, *slot]
-        values = [bucket, *(f"{row}.{k}" for k in GROUP_KEYS), *slot_value]
-        values += [f"{sign} * ({expr})" for expr in metrics.values()]
-        updates = ", ".join(f"{m} = rollup_{level}.{m} + excluded.{m}" for m in METRICS)
-        statements.append(
-            f"INSERT INTO rollup_{level} ({', '.join([*keys, *METRICS])}) "
-            f"VALUES ({', '.join(values)}) "
-            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
-        )
-        hist_keys = ["bucket", *HIST_KEYS, "kind", "bin", *slot]
-        for kind, bin_expr, condition in hist_sources(row, dialect):
-            hist_values = [bucket, *(f"{row}.{k}" for k in HIST_KEYS), str(kind), bin_expr]
-            hist_values += [*slot_value, str(sign)]
-            # (SQLite needs the WHERE to parse INSERT ... SELECT ... ON CONFLICT)
+    for level in LEVELS:
+        for family in FAMILIES:
+            keys = _key_columns(family, dialect)
+            columns = [f"{c} {types.get(c, 'TEXT')} NOT NULL" for c in keys]
+            columns += [f"{c} {types.get(c, i)} NOT NULL" for c in _value_columns(family)]
             statements.append(
-                f"INSERT INTO rollup_{level}_hist ({', '.join([*hist_keys, 'n'])}) "
-                f"SELECT {', '.join(hist_values)} WHERE {condition} "
-                f"ON CONFLICT ({', '.join(hist_keys)}) DO UPDATE "
-                f"SET n = rollup_{level}_hist.n + excluded.n"
+                f"CREATE TABLE {family.table(level)} ({', '.join(columns)}, "
+                f"PRIMARY KEY ({', '.join(keys)})){dialect.table_suffix}"
             )
     return statements
 
 
-def mark_later_repeats(row: str, dialect: Dialect) -> str:
-    """Calls from the same caller in the 24 h after this one become repeats (a call that
-    arrives late, or in the same batch, counts for the calls after it)."""
-    later = f"started_at > {row}.started_at AND started_at <= {row}.started_at + " + (
-        "interval '24 hours'" if dialect.name == "postgres" else str(REPEAT_WINDOW_MS)
-    )
+def _upsert(table: str, keys: list[str], values: tuple[str, ...]) -> str:
+    updates = ", ".join(f"{v} = {table}.{v} + excluded.{v}" for v in values)
+    return f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+
+
+def _bucket(row: str, size: int, dialect: Dialect) -> str:
+    ms = dialect.ms(f"{row}.started_at")
+    return f"{ms} - {ms} % {size}"
+
+
+def _upserts(
+    row: str, dialect: Dialect, value: Callable[[str], str], source: str, slot: list[str]
+) -> list[str]:
+    """One upsert per rollup table (two per histogram table: MOS and duration) of what ``row``
+    contributes; ``value`` wraps each contribution (signed, or summed over ``source``)."""
+    statements = []
+    for level, size in LEVELS.items():
+        for family in FAMILIES:
+            table, keys = family.table(level), _key_columns(family, dialect)
+            head = [_bucket(row, size, dialect), *(f"{row}.{k}" for k in family.keys)]
+            parts = (
+                [([*head, str(kind), bin_expr], [value("1")], condition)
+                 for kind, bin_expr, condition in hist_sources(row, dialect)]
+                if family.hist
+                else [(head, [value(e) for e in metric_exprs(row, dialect).values()],
+                       dialect.true)]
+            )  # fmt: skip
+            for key_values, values, condition in parts:
+                group_by = (
+                    f" GROUP BY {', '.join(str(n) for n in range(1, len(key_values) + 1))}"
+                    if source
+                    else ""
+                )
+                # (the WHERE also lets SQLite parse INSERT ... SELECT ... ON CONFLICT)
+                statements.append(
+                    f"INSERT INTO {table} ({', '.join([*keys, *_value_columns(family)])}) "
+                    f"SELECT {', '.join([*key_values, *slot, *values])}{source} "
+                    f"WHERE {condition}{group_by} " + _upsert(table, keys, _value_columns(family))
+                )
+    return statements
+
+
+def row_statements(row: str, sign: int, dialect: Dialect) -> list[str]:
+    """Add (sign 1) or remove (sign -1) one calls row: the body of a row trigger."""
+    slot = [dialect.slot] if dialect.slot else []
+    return _upserts(row, dialect, lambda e: f"{sign} * ({e})", "", slot)
+
+
+def aggregate_statements(source: str, dialect: Dialect, slot_value: str | None = None) -> list[str]:
+    """Add every row of ``source`` (calls columns plus ``sign``: 1 adds, -1 removes)."""
+    slot = [slot_value or dialect.slot or ""] if dialect.slot else []
+    return _upserts("c", dialect, lambda e: f"sum(c.sign * ({e}))", f" FROM {source} c", slot)
+
+
+def _later_repeats(row: str, dialect: Dialect, extra_from: str = "") -> str:
+    """Calls from the same caller in the 24 h after ``row`` become repeats (a call that arrives
+    late, or in the same batch, counts for the calls after it)."""
+    window = "interval '24 hours'" if dialect.name == "postgres" else str(REPEAT_WINDOW_MS)
     flag_true, flag_false = ("true", "false") if dialect.name == "postgres" else ("1", "0")
     return (
-        f"UPDATE calls SET is_repeat = {flag_true} WHERE from_number = {row}.from_number "
-        f"AND account_sid = {row}.account_sid AND {later} AND is_repeat = {flag_false} "
-        f"AND {row}.from_number <> '{WITHHELD}'"
+        f"UPDATE calls SET is_repeat = {flag_true}{extra_from} "
+        f"WHERE calls.from_number = {row}.from_number AND calls.account_sid = {row}.account_sid "
+        f"AND calls.started_at > {row}.started_at "
+        f"AND calls.started_at <= {row}.started_at + {window} "
+        f"AND calls.is_repeat = {flag_false} AND {row}.from_number <> '{WITHHELD}'"
     )
 
 
 def sqlite_triggers() -> list[str]:
-    add = ";\n".join(apply_statements("new", 1, SQLITE))
-    remove = ";\n".join(apply_statements("old", -1, SQLITE))
+    add = ";\n".join(row_statements("new", 1, SQLITE))
+    remove = ";\n".join(row_statements("old", -1, SQLITE))
     return [
         f"CREATE TRIGGER calls_rollup_insert AFTER INSERT ON calls BEGIN\n{add};\n"
-        f"{mark_later_repeats('new', SQLITE)};\nEND",
+        f"{_later_repeats('new', SQLITE)};\nEND",
         f"CREATE TRIGGER calls_rollup_update AFTER UPDATE ON calls BEGIN\n{remove};\n{add};\nEND",
     ]
 
 
 def postgres_triggers() -> list[str]:
-    add = ";\n".join(apply_statements("NEW", 1, POSTGRES))
-    remove = ";\n".join(apply_statements("OLD", -1, POSTGRES))
+    inserted = "(SELECT n.*, 1 AS sign FROM new_rows n)"
+    moved = "(SELECT o.*, -1 AS sign FROM old_rows o UNION ALL SELECT n.*, 1 FROM new_rows n)"
+    add = ";\n".join(aggregate_statements(inserted, POSTGRES))
+    move = ";\n".join(aggregate_statements(moved, POSTGRES))
     return [
         f"""CREATE FUNCTION calls_rollup_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 {add};
-{mark_later_repeats("NEW", POSTGRES)};
+{_later_repeats("n", POSTGRES, " FROM new_rows n")};
 RETURN NULL;
 END $$""",
         f"""CREATE FUNCTION calls_rollup_update() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-{remove};
-{add};
+{move};
 RETURN NULL;
 END $$""",
-        "CREATE TRIGGER calls_rollup_insert AFTER INSERT ON calls "
-        "FOR EACH ROW EXECUTE FUNCTION calls_rollup_insert()",
-        "CREATE TRIGGER calls_rollup_update AFTER UPDATE ON calls "
-        "FOR EACH ROW EXECUTE FUNCTION calls_rollup_update()",
+        "CREATE TRIGGER calls_rollup_insert AFTER INSERT ON calls REFERENCING NEW TABLE AS "
+        "new_rows FOR EACH STATEMENT EXECUTE FUNCTION calls_rollup_insert()",
+        "CREATE TRIGGER calls_rollup_update AFTER UPDATE ON calls REFERENCING OLD TABLE AS "
+        "old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION calls_rollup_update()",
     ]
 
 
@@ -242,33 +297,11 @@ def rebuild_statements(dialect: Dialect) -> list[str]:
         if dialect.name == "sqlite"
         else repeat_exists("c", dialect)
     )
-    statements = [
-        f"UPDATE calls AS c SET is_repeat = {flag} WHERE is_repeat <> {flag}",
-    ]
+    statements = [f"UPDATE calls AS c SET is_repeat = {flag} WHERE is_repeat <> {flag}"]
     oldest = f"(SELECT min({dialect.ms('started_at')}) FROM calls)"
-    slot = _slot_column(dialect)
-    slot_value = ["0"] if dialect.slot else []
     for level, size in LEVELS.items():
-        statements.append(f"DELETE FROM rollup_{level} WHERE bucket >= {oldest} - {size}")
-        statements.append(f"DELETE FROM rollup_{level}_hist WHERE bucket >= {oldest} - {size}")
-    for level, size in LEVELS.items():
-        ms = dialect.ms("c.started_at")
-        bucket = f"{ms} - {ms} % {size}"
-        metrics = metric_exprs("c", dialect)
-        sums = ", ".join(f"sum({expr})" for expr in metrics.values())
-        keys = ["bucket", *GROUP_KEYS, *slot]
-        statements.append(
-            f"INSERT INTO rollup_{level} ({', '.join([*keys, *METRICS])}) "
-            f"SELECT {bucket}, {', '.join(f'c.{k}' for k in GROUP_KEYS)}, "
-            f"{''.join(v + ', ' for v in slot_value)}{sums} FROM calls c "
-            f"GROUP BY {', '.join(str(n) for n in range(1, len(GROUP_KEYS) + 2))}"
-        )
-        hist_keys = ["bucket", *HIST_KEYS, "kind", "bin", *slot]
-        for kind, bin_expr, condition in hist_sources("c", dialect):
+        for family in FAMILIES:
             statements.append(
-                f"INSERT INTO rollup_{level}_hist ({', '.join([*hist_keys, 'n'])}) "
-                f"SELECT {bucket}, {', '.join(f'c.{k}' for k in HIST_KEYS)}, {kind}, "
-                f"{bin_expr}, {''.join(v + ', ' for v in slot_value)}count(*) FROM calls c "
-                f"WHERE {condition} GROUP BY 1, 2, 3, 5"
+                f"DELETE FROM {family.table(level)} WHERE bucket >= {oldest} - {size}"
             )
-    return statements
+    return statements + aggregate_statements("(SELECT *, 1 AS sign FROM calls)", dialect, "0")
