@@ -1,0 +1,151 @@
+"""The JSON API under ``/api/v1``: KPIs, time series, per-number and per-region rows, calls and
+the quarantine. Responses are the analytics models as they are, so the OpenAPI document at
+``/api/v1/openapi.json`` is generated from the same types the queries return.
+
+Endpoints are plain ``def``: FastAPI runs them in its thread pool, so the blocking queries never
+hold up the event loop (nor the callback receiver sharing it). The dependencies that check
+credentials and parameters are ``async``: cheap, they run on the loop without a thread hop.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Path, Query, Request, Response
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+
+from callpulse.analytics import Analytics, BadCursor, QueryError
+from callpulse.analytics.models import (
+    Bucket,
+    CallItem,
+    CallPage,
+    Filters,
+    NumberRow,
+    QuarantinePage,
+    RegionRow,
+    Summary,
+    TimeseriesPoint,
+)
+from callpulse.web.api import errors
+from callpulse.web.api.params import (
+    MAX_LIMIT,
+    TimeRange,
+    account,
+    filters,
+    time_range,
+)
+from callpulse.web.auth import SESSION_COOKIE, Access
+
+__all__ = ["create_api"]
+
+_bearer = HTTPBearer(auto_error=False, description="the API token (CALLPULSE_API_TOKEN)")
+_session = APIKeyCookie(
+    name=SESSION_COOKIE, auto_error=False, description="the session the dashboard's log-in sets"
+)
+
+RangeParam = Annotated[TimeRange, Depends(time_range)]
+FiltersParam = Annotated[Filters, Depends(filters)]
+CursorParam = Annotated[
+    str | None, Query(description="next_cursor of the previous page", max_length=512)
+]
+LimitParam = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size, 1-{MAX_LIMIT}")]
+
+
+def create_api(analytics: Analytics, access: Access) -> FastAPI:
+    async def authorized(
+        request: Request,
+        response: Response,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        _cookie: Annotated[str | None, Depends(_session)],
+    ) -> None:
+        access.check(request, bearer.credentials if bearer is not None else None)
+        response.headers["Cache-Control"] = "no-store"  # callers' numbers: keep out of caches
+
+    api = FastAPI(
+        title="callpulse",
+        summary="Inbound call KPIs from SignalWire / Twilio status callbacks",
+        version="1",
+        openapi_url="/openapi.json",
+        # The interactive docs load their scripts from a CDN: useless offline, so they are off.
+        docs_url=None,
+        redoc_url=None,
+        dependencies=[Depends(authorized)],
+        responses={
+            400: {"model": errors.ErrorBody, "description": "a bad parameter, named"},
+            401: {"model": errors.ErrorBody, "description": "no or wrong API token"},
+            403: {"model": errors.ErrorBody, "description": "no API token configured"},
+        },
+    )
+    errors.install(api)
+
+    @api.get("/summary", response_model=Summary)
+    def summary(span: RangeParam, where: FiltersParam) -> Summary:
+        """The KPIs of the range, and of the period of equal length before it."""
+        return analytics.summary(span.since, span.until, where)
+
+    @api.get("/timeseries", response_model=list[TimeseriesPoint])
+    def timeseries(
+        span: RangeParam,
+        where: FiltersParam,
+        bucket: Annotated[Bucket, Query(description="bucket size")] = "hour",
+    ) -> list[TimeseriesPoint]:
+        """Volume, success rate and MOS per minute, hour or day (UTC)."""
+        return analytics.timeseries(span.since, span.until, where, bucket)
+
+    @api.get("/numbers", response_model=list[NumberRow])
+    def numbers(span: RangeParam, where: FiltersParam) -> list[NumberRow]:
+        """One row per called number, busiest first."""
+        return analytics.numbers(span.since, span.until, where)
+
+    @api.get("/regions", response_model=list[RegionRow])
+    def regions(span: RangeParam, where: FiltersParam) -> list[RegionRow]:
+        """One row per caller region (ISO country code from the caller's number)."""
+        return analytics.regions(span.since, span.until, where)
+
+    @api.get("/calls", response_model=CallPage)
+    def calls(
+        span: RangeParam,
+        where: FiltersParam,
+        status: Annotated[
+            str | None,
+            Query(description="only calls with this status", pattern=r"^[a-z-]{1,32}$"),
+        ] = None,
+        cursor: CursorParam = None,
+        limit: LimitParam = 100,
+    ) -> CallPage:
+        """Calls in the range, newest first; follow next_cursor for older ones."""
+        try:
+            return analytics.calls(
+                span.since, span.until, where, status=status, cursor=cursor, limit=limit
+            )
+        except BadCursor:
+            raise QueryError(
+                "cursor", "not a cursor of this query: pass next_cursor as it came, unchanged"
+            ) from None
+
+    @api.get(
+        "/calls/{call_sid}",
+        response_model=CallItem,
+        responses={404: {"model": errors.ErrorBody, "description": "no such call"}},
+    )
+    def call(
+        call_sid: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
+        account_sid: Annotated[str | None, Depends(account)],
+    ) -> CallItem:
+        """One call (give account_sid when the same CallSid exists in several accounts)."""
+        found = analytics.call(call_sid, account_sid)
+        if found is None:
+            raise errors.NotFound(f"no call with CallSid {call_sid}")
+        return found
+
+    @api.get("/quarantine", response_model=QuarantinePage)
+    def quarantine(cursor: CursorParam = None, limit: LimitParam = 50) -> QuarantinePage:
+        """Rejected requests, newest first, with the reason and the body as received."""
+        try:
+            return analytics.quarantine(cursor=cursor, limit=limit)
+        except BadCursor:
+            raise QueryError(
+                "cursor", "not a cursor of this listing: pass next_cursor as it came, unchanged"
+            ) from None
+
+    return api

@@ -1,0 +1,113 @@
+"""The web dashboard at ``/``: the log-in form, the page, and its static assets.
+
+The page is a fixed HTML shell; ``static/dashboard.js`` fills it from the JSON API with DOM
+calls (``textContent``), never by parsing strings as HTML, and the Content-Security-Policy
+allows scripts from this origin only — so nothing a caller sends can run in the browser.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from string import Template
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from callpulse.web.auth import CLOSED_MESSAGE, Access, AccessDenied
+from callpulse.web.receiver import read_limited
+
+HERE = Path(__file__).parent
+MAX_FORM_BYTES = 4096
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def _template(name: str) -> Template:
+    return Template((HERE / "templates" / name).read_text(encoding="utf-8"))
+
+
+_LOGIN = _template("login.html")
+_DASHBOARD = _template("dashboard.html")
+
+
+def _banner(text: str) -> str:
+    return f'<div class="banner warn" role="alert">{html.escape(text)}</div>'
+
+
+def _page(body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
+
+
+def _login_page(message: str = "", status: int = 200, form: bool = True) -> HTMLResponse:
+    return _page(
+        _LOGIN.substitute(
+            message=f'<p class="error" role="alert">{html.escape(message)}</p>' if message else "",
+            form_hidden="" if form else "hidden",
+        ),
+        status,
+    )
+
+
+def dashboard_routes(access: Access, signatures_checked: bool) -> list[BaseRoute]:
+    async def page(request: Request) -> Response:
+        try:
+            access.check(request)
+        except AccessDenied as denied:
+            if denied.status == 403:
+                return _login_page(denied.message, 403, form=False)
+            return _login_page()
+        banners = []
+        if not signatures_checked:
+            banners.append(
+                "Signatures are not checked: anyone who can reach the callback endpoint can add "
+                "calls. Set CALLPULSE_SIGNING_KEYS."
+            )
+        if not access.configured:
+            banners.append(
+                "No API token: this dashboard is open to every local user. Set CALLPULSE_API_TOKEN."
+            )
+        return _page(
+            _DASHBOARD.substitute(
+                banners="".join(_banner(text) for text in banners),
+                logout_hidden="" if access.configured else "hidden",
+            )
+        )
+
+    async def login(request: Request) -> Response:
+        if not access.same_origin(request):
+            return _login_page("log in from this server's own page", 403)
+        if not access.configured:
+            return _login_page(CLOSED_MESSAGE, 403, form=False)
+        body, size = await read_limited(request, MAX_FORM_BYTES)
+        token = parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0]
+        if size > MAX_FORM_BYTES or not access.token_matches(token):
+            return _login_page("wrong token: use the value of CALLPULSE_API_TOKEN", 401)
+        response = RedirectResponse("/", status_code=303, headers=SECURITY_HEADERS)
+        access.set_session_cookie(response, request)
+        return response
+
+    async def logout(request: Request) -> Response:
+        if not access.same_origin(request):
+            return _login_page("log out from this server's own page", 403)
+        response = RedirectResponse("/", status_code=303, headers=SECURITY_HEADERS)
+        access.clear_session_cookie(response, request)
+        return response
+
+    return [
+        Route("/", page),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
