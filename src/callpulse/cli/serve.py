@@ -58,6 +58,11 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, allow_unsigned
         f"(database {settings.database_url}, {workers} worker{'s' * (workers > 1)})",
         err=True,
     )
+    click.echo(
+        f"dashboard and API at http://{host}:{port}/"
+        + ("" if settings.api_token else " (closed: set CALLPULSE_API_TOKEN to open them)"),
+        err=True,
+    )
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     with tempfile.TemporaryDirectory(prefix="callpulse-metrics-") as metrics_dir:
         if workers > 1:
