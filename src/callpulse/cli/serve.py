@@ -10,7 +10,7 @@ import click
 
 from callpulse.cli.base import cli, err_console, settings_of
 from callpulse.errors import CallpulseError
-from callpulse.store import open_store
+from callpulse.store import open_store, without_password
 
 
 @cli.command()
@@ -55,7 +55,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, allow_unsigned
     os.environ[ALLOW_UNSIGNED_ENV] = "1" if allow_unsigned else "0"
     click.echo(
         f"callpulse receiving at http://{host}:{port}{settings.callback_path} "
-        f"(database {settings.database_url}, {workers} worker{'s' * (workers > 1)})",
+        f"(database {without_password(settings.database_url)}, {workers} worker{'s' * (workers > 1)})",
         err=True,
     )
     click.echo(

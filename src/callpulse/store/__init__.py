@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from callpulse.config import ConfigError, Settings
 from callpulse.store.base import Store, StoreUnavailable
 
-__all__ = ["Store", "StoreUnavailable", "open_store"]
+__all__ = ["Store", "StoreUnavailable", "open_store", "without_password"]
+
+
+def without_password(url: str) -> str:
+    """The database URL for messages and logs: any password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def open_store(settings: Settings) -> Store:
