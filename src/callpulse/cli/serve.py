@@ -55,7 +55,8 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, allow_unsigned
     os.environ[ALLOW_UNSIGNED_ENV] = "1" if allow_unsigned else "0"
     click.echo(
         f"callpulse receiving at http://{host}:{port}{settings.callback_path} "
-        f"(database {without_password(settings.database_url)}, {workers} worker{'s' * (workers > 1)})",
+        f"(database {without_password(settings.database_url)}, "
+        f"{workers} worker{'s' * (workers > 1)})",
         err=True,
     )
     click.echo(
