@@ -174,3 +174,12 @@ def test_ping_and_counts_on_an_empty_store(store: Store) -> None:
     assert store.count_calls() == 0
     assert store.quarantine_counts() == (0, 0)
     assert list(store.iter_calls()) == []
+
+
+def test_database_url_in_messages_hides_the_password() -> None:
+    from callpulse.store import without_password
+
+    assert without_password("postgresql://app:s3cret@db:5432/calls") == (
+        "postgresql://app:***@db:5432/calls"
+    )
+    assert without_password("sqlite:///calls.db") == "sqlite:///calls.db"
