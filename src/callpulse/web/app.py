@@ -2,34 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import os
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from callpulse import metrics
+from callpulse.analytics import Analytics
 from callpulse.config import Settings, load_settings
 from callpulse.ingest import Ingestor, gate_for
+from callpulse.reconcile import PeriodicReconcile
 from callpulse.store import open_store
 from callpulse.store.spool import Spool
 from callpulse.store.writer import BatchWriter
 from callpulse.web import health
+from callpulse.web.api import create_api
+from callpulse.web.auth import Access
+from callpulse.web.dashboard import dashboard_routes
 from callpulse.web.receiver import make_endpoint
 
 ALLOW_UNSIGNED_ENV = "CALLPULSE_ALLOW_UNSIGNED"
 
 
 def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
+    reconciler = PeriodicReconcile.from_settings(settings)
     store = open_store(settings)
     writer = BatchWriter(store, Spool(settings.spool_dir), settings.writer_max_batch)
     ingestor = Ingestor(gate_for(settings, allow_unsigned), writer)
+    access = Access(settings.api_token, allow_unsigned, settings.public_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         writer.start()
+        if reconciler is not None:
+            reconciler.start(writer, asyncio.get_running_loop())
         metrics.DATABASE_UP.set(1)
         # What exists now (modules, the app, settings) lives as long as the process: keep it out
         # of the cyclic GC, whose full collections otherwise stop the event loop for ~20 ms.
@@ -38,6 +48,8 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
         try:
             yield
         finally:
+            if reconciler is not None:
+                reconciler.stop()  # before the writer: its last batch still needs it
             writer.stop()
             store.close()
 
@@ -51,6 +63,8 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
             Route("/healthz", health.healthz),
             Route("/readyz", health.readyz),
             Route("/metrics", health.metrics_endpoint),
+            Mount("/api/v1", app=create_api(Analytics(store, settings), access)),
+            *dashboard_routes(access, signatures_checked=bool(settings.signing_keys)),
         ],
         lifespan=lifespan,
     )

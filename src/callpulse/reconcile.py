@@ -1,0 +1,221 @@
+"""Backfill from the Calls API: every finished inbound call the receiver never got a callback for.
+
+SignalWire sends callbacks best-effort (three attempts on timeouts, then silence), so the Calls API
+is the record of truth. Reconciled calls are written with ``source="reconciled"``; the store never
+lets such a write change a call it already has, so running this again, or racing a late callback,
+is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from callpulse.callback import CallbackError, CallRecord, parse_callback
+from callpulse.config import Settings
+from callpulse.errors import CallpulseError
+from callpulse.signalwire.client import ApiCall, CompatibilityClient, rfc2822
+from callpulse.store.base import RECONCILED, CallWrite, SaveResult
+from callpulse.store.writer import BatchWriter
+
+log = logging.getLogger(__name__)
+
+FINAL_STATUSES = frozenset({"completed", "failed"})  # the statuses the status callback reports
+WINDOW = timedelta(hours=1)
+# Whether StartTime> / StartTime< include their bound is undocumented: windows overlap, and a
+# call seen in two of them is counted once.
+OVERLAP = timedelta(minutes=1)
+BATCH_SIZE = 500
+CATCH_UP = timedelta(hours=24)  # serve's first run: what may have been missed before it started
+# A call is listed as finished only once it ends, by its start time: look back this far.
+LONGEST_CALL = timedelta(hours=6)
+
+Write = Callable[[Sequence[CallWrite]], Sequence[SaveResult]]
+
+
+@dataclass
+class ReconcileSummary:
+    seen: int = 0
+    finished_inbound: int = 0
+    unreadable: int = 0  # finished inbound calls whose fields fail the callback's validation
+    results: Counter[SaveResult] = field(default_factory=Counter)
+
+    @property
+    def inserted(self) -> int:
+        return self.results[SaveResult.INSERTED]
+
+    @property
+    def already_stored(self) -> int:
+        return self.results[SaveResult.DUPLICATE]
+
+
+def windows(
+    since: datetime, until: datetime, width: timedelta = WINDOW, overlap: timedelta = OVERLAP
+) -> list[tuple[datetime, datetime]]:
+    """``[since, until]`` cut into windows of ``width``, each overlapping the one before."""
+    if overlap >= width:
+        raise ValueError("the overlap must be shorter than the window")
+    cuts = [(since, min(since + width, until))]
+    while cuts[-1][1] < until:
+        start = cuts[-1][1] - overlap
+        cuts.append((start, min(start + width, until)))
+    return cuts
+
+
+def is_finished_inbound(call: ApiCall) -> bool:
+    return call.direction == "inbound" and call.status in FINAL_STATUSES
+
+
+def record_of(call: ApiCall, account_sid: str) -> CallRecord:
+    """The call as its status callback would have carried it, validated and normalised by the
+    callback's own parser (withheld callers, E.164, ranges)."""
+    fields = {
+        "CallSid": call.sid,
+        "AccountSid": call.account_sid or account_sid,
+        "From": call.from_,
+        "To": call.to,
+        "Timestamp": "" if call.start_time is None else rfc2822(call.start_time),
+        "CallStatus": call.status,
+        "CallDuration": str(call.duration_s or 0),
+        # The callback always carries a MOS, the Calls API not always: the parser checks the
+        # one there is; a missing one stays None.
+        "AudioInMos": repr(call.mos) if call.mos is not None else "5",
+    }
+    record = parse_callback(fields)
+    return record if call.mos is not None else dataclasses.replace(record, mos=None)
+
+
+def calls_in(
+    client: CompatibilityClient,
+    since: datetime,
+    until: datetime,
+    on_window: Callable[[], None] | None = None,
+) -> Iterator[ApiCall]:
+    """Every call that started in ``[since, until]``, once, window by window."""
+    previous: set[str] = set()
+    for start, end in windows(since, until):
+        current: set[str] = set()
+        for call in client.iter_calls(since=start, until=end):
+            # A call is in at most two neighbouring windows: remembering those two is enough.
+            fresh = call.sid not in previous and call.sid not in current
+            current.add(call.sid)
+            if fresh:
+                yield call
+        previous = current
+        if on_window is not None:
+            on_window()
+
+
+def reconcile(
+    client: CompatibilityClient,
+    write: Write,
+    since: datetime,
+    until: datetime,
+    *,
+    on_window: Callable[[ReconcileSummary], None] | None = None,
+    stopping: threading.Event | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> ReconcileSummary:
+    """Write every finished inbound call that started in ``[since, until]`` as reconciled."""
+    summary = ReconcileSummary()
+    pending: list[CallWrite] = []
+
+    def flush() -> None:
+        summary.results.update(write(pending))
+        pending.clear()
+
+    def window_done() -> None:
+        if on_window is not None:
+            on_window(summary)
+
+    for call in calls_in(client, since, until, window_done):
+        if stopping is not None and stopping.is_set():
+            break
+        summary.seen += 1
+        if not is_finished_inbound(call):
+            continue
+        summary.finished_inbound += 1
+        try:
+            record = record_of(call, client.project_id)
+        except CallbackError as exc:
+            summary.unreadable += 1
+            log.warning("call %s from the Calls API is not stored: %s", call.sid, exc)
+            continue
+        pending.append(CallWrite(record, received_at=datetime.now(UTC), source=RECONCILED))
+        if len(pending) >= batch_size:
+            flush()
+    if pending:
+        flush()
+    return summary
+
+
+class PeriodicReconcile:
+    """``serve``'s background reconcile every ``interval_s`` seconds.
+
+    It runs on a daemon thread, so a slow API never stalls the event loop or holds up shutdown;
+    its writes go through the server's writer, in one group commit per batch."""
+
+    def __init__(self, client: CompatibilityClient, interval_s: int) -> None:
+        self.client, self.interval_s = client, interval_s
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="callpulse-reconcile", daemon=True)
+        self._writer: BatchWriter | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PeriodicReconcile | None:
+        """None when ``reconcile_interval_s`` is 0; an error now if credentials are missing."""
+        if not settings.reconcile_interval_s:
+            return None
+        try:
+            client = CompatibilityClient.from_environment()
+        except CallpulseError as exc:
+            raise CallpulseError(
+                f"CALLPULSE_RECONCILE_INTERVAL_S={settings.reconcile_interval_s} needs access to "
+                f"the Calls API (or set it to 0): {exc}"
+            ) from None
+        return cls(client, settings.reconcile_interval_s)
+
+    def start(self, writer: BatchWriter, loop: asyncio.AbstractEventLoop) -> None:
+        self._writer, self._loop = writer, loop
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop after the page in flight; the writer must still run until this returns."""
+        self._stopping.set()
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.client.close()
+
+    def _run(self) -> None:
+        last_until: datetime | None = None
+        while not self._stopping.is_set():
+            until = datetime.now(UTC)
+            since = (last_until or until - CATCH_UP) - LONGEST_CALL
+            try:
+                summary = reconcile(self.client, self._write, since, until, stopping=self._stopping)
+            except CallpulseError as exc:
+                log.warning("reconcile failed, next try in %d s: %s", self.interval_s, exc)
+            except Exception:  # a bug must not end the periodic runs, nor pass unseen
+                log.exception("reconcile failed")
+            else:
+                last_until = until
+                if summary.inserted:
+                    log.warning(
+                        "reconcile: stored %d calls whose callbacks never arrived", summary.inserted
+                    )
+            self._stopping.wait(self.interval_s)
+
+    def _write(self, ops: Sequence[CallWrite]) -> list[SaveResult]:
+        assert self._loop is not None, "start() first"
+        return asyncio.run_coroutine_threadsafe(self._submit(ops), self._loop).result()
+
+    async def _submit(self, ops: Sequence[CallWrite]) -> list[SaveResult]:
+        assert self._writer is not None, "start() first"
+        return list(await asyncio.gather(*(self._writer.submit(op) for op in ops)))
