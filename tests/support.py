@@ -115,25 +115,11 @@ class ServerProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()}")
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError(f"server did not start: {self.log_path.read_text()}")
+        wait_until_healthy(self.proc, self.base_url, self.log_path, timeout)
+        return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -154,6 +140,101 @@ class ServerProcess:
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run_cli(*args, env=self.env, cwd=self.workdir, check=check)
+
+
+def wait_until_healthy(
+    proc: subprocess.Popen[bytes], base_url: str, log_path: Path, timeout: float
+) -> None:
+    """Return once ``base_url/healthz`` answers 200; raise with the log if the process dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited: {log_path.read_text()}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise RuntimeError(f"process did not start: {log_path.read_text()}")
+
+
+def terminate(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM (a clean stop), then SIGKILL after 15 s."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+EMULATOR_API_TOKEN = "PTtest-api-token-0123456789"
+
+
+class EmulatorProcess:
+    """`callpulse emulate` as a child process on a free loopback port.
+
+    Its default credentials are the test constants: project ``ACCOUNT_SID``, token
+    ``EMULATOR_API_TOKEN``, and ``SIGNING_KEY``, which a default ``ServerProcess`` accepts.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        project_id: str = ACCOUNT_SID,
+        api_token: str = EMULATOR_API_TOKEN,
+        signing_key: str = SIGNING_KEY,
+        args: tuple[str, ...] = (),
+    ) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.project_id = project_id
+        self.api_token = api_token
+        self.signing_key = signing_key
+        self.args = args
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / f"emulate-{self.port}.log"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.base_url}/api/laml/2010-04-01"
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.project_id, self.api_token)
+
+    def start(self, timeout: float = 20.0) -> EmulatorProcess:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "callpulse",
+                "emulate",
+                "--port",
+                str(self.port),
+                "--project-id",
+                self.project_id,
+                "--api-token",
+                self.api_token,
+                "--signing-key",
+                self.signing_key,
+                *self.args,
+            ],
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_until_healthy(self.proc, self.base_url, self.log_path, timeout)
+        return self
+
+    def stop(self) -> None:
+        terminate(self.proc)
 
 
 def run_cli(

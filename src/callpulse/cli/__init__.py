@@ -10,7 +10,18 @@ from typing import IO
 import click
 
 # Each module adds its commands to the root group when imported.
-from callpulse.cli import db, export, quarantine, serve  # noqa: F401
+from callpulse.cli import (  # noqa: F401
+    db,
+    demo,
+    emulate,
+    export,
+    numbers,
+    quarantine,
+    reconcile,
+    report,
+    serve,
+    simulate,
+)
 from callpulse.cli.base import cli
 from callpulse.config import PREFIX
 from callpulse.errors import CallpulseError

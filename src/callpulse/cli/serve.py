@@ -53,6 +53,9 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, allow_unsigned
     if not settings.signing_keys:
         err_console.print("[yellow]warning:[/] signatures are NOT checked (--allow-unsigned)")
     os.environ[ALLOW_UNSIGNED_ENV] = "1" if allow_unsigned else "0"
+    # Built here even for several workers (each builds its own): a setting the app rejects is
+    # then the only line printed.
+    app = app_from_environment()
     click.echo(
         f"callpulse receiving at http://{host}:{port}{settings.callback_path} "
         f"(database {without_password(settings.database_url)}, "
@@ -69,7 +72,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, allow_unsigned
         if workers > 1:
             os.environ[MULTIPROC_ENV] = metrics_dir
         uvicorn.run(
-            "callpulse.web.app:app_from_environment" if workers > 1 else app_from_environment(),
+            "callpulse.web.app:app_from_environment" if workers > 1 else app,
             factory=workers > 1,
             host=host,
             port=port,
