@@ -23,11 +23,8 @@ def upgrade(ctx: click.Context) -> None:
 
     Example: callpulse db upgrade
     """
-    store = store_of(ctx)
-    try:
+    with store_of(ctx) as store:
         applied = store.upgrade()
-    finally:
-        store.close()
     click.echo("\n".join(f"applied {name}" for name in applied) or "schema is up to date")
 
 
@@ -38,11 +35,8 @@ def status(ctx: click.Context) -> None:
 
     Example: callpulse db status
     """
-    store = store_of(ctx)
-    try:
+    with store_of(ctx) as store:
         states = store.migration_status()
-    finally:
-        store.close()
     for state in states:
         when = iso_utc(state.applied_at) if state.applied_at else "pending"
         click.echo(f"{state.name}  {when}")
@@ -58,11 +52,8 @@ def prune(ctx: click.Context, older_than: timedelta) -> None:
     Example: callpulse db prune --older-than 400d
     """
     cutoff = datetime.now(UTC) - older_than
-    store = store_of(ctx)
-    try:
+    with store_of(ctx) as store:
         removed = store.prune(cutoff)
-    finally:
-        store.close()
     click.echo(f"removed {removed} calls that started before {iso_utc(cutoff)}")
 
 
@@ -75,11 +66,8 @@ def rebuild_rollups(ctx: click.Context) -> None:
     while it runs. Rollups of calls already pruned are kept.
     Example: callpulse db rebuild-rollups
     """
-    store = store_of(ctx)
-    try:
+    with store_of(ctx) as store:
         with err_console.status("rebuilding rollups from the stored calls"):
             store.rebuild_rollups()
         calls = store.count_calls()
-    finally:
-        store.close()
     click.echo(f"rollups rebuilt from {calls} calls")

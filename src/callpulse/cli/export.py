@@ -31,8 +31,7 @@ def export(ctx: click.Context, fmt: str, output: Path | None) -> None:
         raise click.BadParameter(
             "Parquet is binary: name a file with --output", param_hint="--format"
         )
-    store = store_of(ctx)
-    try:
+    with store_of(ctx) as store:
         total = store.count_calls()
         with progress_bar(disable=output is None) as progress:
             task = progress.add_task("exporting calls", total=total)
@@ -49,5 +48,3 @@ def export(ctx: click.Context, fmt: str, output: Path | None) -> None:
             with target as out:
                 for _ in write_calls(store.iter_calls(), out, fmt):
                     progress.advance(task)
-    finally:
-        store.close()

@@ -41,12 +41,9 @@ def quarantine_list(ctx: click.Context, limit: int, as_json: bool) -> None:
 
     Example: callpulse quarantine list --limit 20
     """
-    store = store_of(ctx)
-    try:
+    with store_of(ctx) as store:
         entries = store.list_quarantine(limit=limit)
         kept, dropped = store.quarantine_counts()
-    finally:
-        store.close()
     if as_json:
         for entry in entries:
             click.echo(json.dumps(_entry_summary(entry)))
@@ -74,11 +71,8 @@ def quarantine_show(ctx: click.Context, entry_id: int) -> None:
 
     Example: callpulse quarantine show 12
     """
-    store = store_of(ctx)
-    try:
+    with store_of(ctx) as store:
         entry = store.get_quarantine(entry_id)
-    finally:
-        store.close()
     if entry is None:
         raise CallpulseError(f"no quarantine entry {entry_id} (see: callpulse quarantine list)")
     data = _entry_summary(entry)
@@ -113,9 +107,8 @@ def quarantine_replay(
             "no signing key: set CALLPULSE_SIGNING_KEYS (or pass --allow-unsigned)"
         )
     gate = gate_for(settings, allow_unsigned)
-    store = store_of(ctx)
     table = Table("id", "outcome", "detail")
-    try:
+    with store_of(ctx) as store:
         entries = (
             [e for e in map(store.get_quarantine, entry_ids) if e is not None]
             if entry_ids
@@ -136,6 +129,4 @@ def quarantine_replay(
             (result,) = store.write_batch([write])
             store.delete_quarantine(entry.id)
             table.add_row(str(entry.id), str(result), write.record.call_sid)
-    finally:
-        store.close()
     Console().print(table)

@@ -37,24 +37,20 @@ def reconcile_command(ctx: click.Context, since: datetime, until: datetime | Non
             f"must be before --until ({iso_utc(until)}), got {iso_utc(since)}",
             param_hint="'--since'",
         )
-    with CompatibilityClient.from_environment() as client:
-        store = store_of(ctx)
+    with CompatibilityClient.from_environment() as client, store_of(ctx) as store:
+        store.upgrade()  # a fresh database can be backfilled before serve ever ran
+        progress = progress_bar()
+        task = progress.add_task("reading calls", total=len(windows(since, until)))
+
+        def advance(summary: ReconcileSummary) -> None:
+            # Started after the first window, so a wrong setting fails with one line only.
+            progress.start()
+            progress.update(task, advance=1, description=f"{summary.seen} calls read")
+
         try:
-            store.upgrade()  # a fresh database can be backfilled before serve ever ran
-            progress = progress_bar()
-            task = progress.add_task("reading calls", total=len(windows(since, until)))
-
-            def advance(summary: ReconcileSummary) -> None:
-                # Started after the first window, so a wrong setting fails with one line only.
-                progress.start()
-                progress.update(task, advance=1, description=f"{summary.seen} calls read")
-
-            try:
-                summary = reconcile(client, store.write_batch, since, until, on_window=advance)
-            finally:
-                progress.stop()
+            summary = reconcile(client, store.write_batch, since, until, on_window=advance)
         finally:
-            store.close()
+            progress.stop()
     click.echo(f"calls that started from {iso_utc(since)} to {iso_utc(until)}:")
     table = Table()
     table.add_column("calls")

@@ -113,8 +113,7 @@ def report(
     until = until or datetime.now(UTC)
     since = since or until - timedelta(hours=24)
     filters = Filters(account_sid=account_sid, to=to, region=region and region.upper(), caller=None)
-    store = store_of(ctx)
-    try:
+    with store_of(ctx) as store:
         analytics = Analytics(store, settings_of(ctx))
         try:
             summary = analytics.summary(since, until, filters)
@@ -122,8 +121,6 @@ def report(
             regions = analytics.regions(since, until, filters)
         except QueryError as exc:
             raise CallpulseError(f"--{exc.parameter}: {exc}") from None
-    finally:
-        store.close()
     if as_json:
         click.echo(
             json.dumps(
