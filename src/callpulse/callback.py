@@ -212,13 +212,18 @@ _FIELD_PARSERS = {
 }
 
 
-def parse_callback(fields: Mapping[str, Any]) -> CallRecord:
-    """Validate every documented field at once, so the error names all that is wrong."""
+def parse_callback(fields: Mapping[str, Any], may_lack: frozenset[str] = frozenset()) -> CallRecord:
+    """Validate every documented field at once, so the error names all that is wrong.
+
+    ``may_lack`` names fields a source other than the callback may not have (None then)."""
     values: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for name, parse in _FIELD_PARSERS.items():
         if name not in fields:
-            errors[name] = "required field is missing"
+            if name in may_lack:
+                values[name] = None
+            else:
+                errors[name] = "required field is missing"
             continue
         try:
             values[name] = parse(fields[name])

@@ -9,7 +9,6 @@ is harmless.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import threading
 from collections import Counter
@@ -83,12 +82,10 @@ def record_of(call: ApiCall, account_sid: str) -> CallRecord:
         "Timestamp": "" if call.start_time is None else rfc2822(call.start_time),
         "CallStatus": call.status,
         "CallDuration": str(call.duration_s or 0),
-        # The callback always carries a MOS, the Calls API not always: the parser checks the
-        # one there is; a missing one stays None.
-        "AudioInMos": repr(call.mos) if call.mos is not None else "5",
     }
-    record = parse_callback(fields)
-    return record if call.mos is not None else dataclasses.replace(record, mos=None)
+    if call.mos is not None:  # the callback always carries a MOS, the Calls API not always
+        fields["AudioInMos"] = repr(call.mos)
+    return parse_callback(fields, may_lack=frozenset({"AudioInMos"}))
 
 
 def calls_in(
