@@ -53,16 +53,16 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
     ctx.obj = load_settings(config_file=config_file)
 
 
-AGE_UNITS = {"d": 86400, "h": 3600, "m": 60}
+AGE_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
-def parse_age(ctx: click.Context, param: click.Parameter, text: str) -> timedelta:
-    """An age such as 400d, 12h or 30m."""
+def parse_age(ctx: click.Context, param: click.Parameter, text: str | None) -> timedelta | None:
+    """A span such as 400d, 12h, 15m or 90s (a click callback)."""
+    if text is None:
+        return None
     number, unit = text[:-1], text[-1:]
-    if unit not in AGE_UNITS or not number.isdigit():
-        raise click.BadParameter(
-            f"expected a number of days, hours or minutes such as 400d, 12h or 30m, got {text!r}"
-        )
+    if unit not in AGE_UNITS or not number.isdigit() or int(number) == 0:
+        raise click.BadParameter(f"expected a span such as 400d, 12h, 15m or 90s, got {text!r}")
     return timedelta(seconds=int(number) * AGE_UNITS[unit])
 
 
@@ -74,10 +74,12 @@ def parse_moment(ctx: click.Context, param: click.Parameter, text: str | None) -
         moment = datetime.fromisoformat(text)
     except ValueError:
         try:
-            return datetime.now(UTC) - parse_age(ctx, param, text)
+            age = parse_age(ctx, param, text)
         except click.BadParameter:
             raise click.BadParameter(
                 f"expected an ISO 8601 time such as 2024-04-04T18:00:00+00:00 "
                 f"or an age such as 24h or 7d, got {text!r}"
             ) from None
+        assert age is not None
+        return datetime.now(UTC) - age
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -13,7 +13,7 @@ import phonenumbers
 from rich.console import Console
 from rich.table import Table
 
-from callpulse.cli.base import cli, progress_bar, settings_of
+from callpulse.cli.base import cli, parse_age, progress_bar, settings_of
 from callpulse.errors import CallpulseError
 from callpulse.simulate import (
     DEFAULT_ACCOUNT_SID,
@@ -29,18 +29,6 @@ from callpulse.simulate import (
     stop_on_signals,
 )
 from callpulse.traffic import SimulatedCall, TrafficModel
-
-_SPAN_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_span(ctx: click.Context, param: click.Parameter, text: str | None) -> timedelta | None:
-    """A click callback for spans such as ``90s``, ``15m``, ``12h`` or ``3d``."""
-    if text is None:
-        return None
-    number, unit = text[:-1], text[-1:]
-    if unit not in _SPAN_UNITS or not number.isdigit() or int(number) == 0:
-        raise click.BadParameter(f"expected a span such as 60s, 15m, 12h or 3d, got {text!r}")
-    return timedelta(seconds=int(number) * _SPAN_UNITS[unit])
 
 
 def _parse_numbers(ctx: click.Context, param: click.Parameter, text: str | None) -> list[str]:
@@ -71,7 +59,7 @@ def _parse_numbers(ctx: click.Context, param: click.Parameter, text: str | None)
 )
 @click.option("--calls", "count", type=click.IntRange(min=1), help="Send this many calls.")
 @click.option(
-    "--duration", callback=parse_span, help="Send --rate calls a second for this long, e.g. 60s."
+    "--duration", callback=parse_age, help="Send --rate calls a second for this long, e.g. 60s."
 )
 @click.option("--seed", type=int, help="Reproduce a run: same seed, same calls.")
 @click.option(
@@ -81,7 +69,7 @@ def _parse_numbers(ctx: click.Context, param: click.Parameter, text: str | None)
 )
 @click.option(
     "--backfill",
-    callback=parse_span,
+    callback=parse_age,
     help="Spread the calls' timestamps over this span before now (daily pattern), e.g. 3d.",
 )
 @click.option(
