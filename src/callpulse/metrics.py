@@ -7,10 +7,13 @@ any worker's ``/metrics`` answers for all of them.
 from __future__ import annotations
 
 import functools
+import math
 import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from callpulse.analytics.models import Totals
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -60,6 +63,31 @@ DATABASE_UP = Gauge(
     multiprocess_mode="livemin",
     registry=REGISTRY,
 )
+
+
+LAST_HOUR = Gauge(
+    "callpulse_last_hour",
+    "Call KPIs over the hour before the scrape (NaN when there is nothing to rate)",
+    ["kpi"],
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
+
+
+def set_last_hour(totals: Totals) -> None:
+    values = {
+        "calls": totals.calls,
+        "completed": totals.completed,
+        "failed": totals.failed,
+        "success_rate": totals.success_rate,
+        "mos_mean": totals.mos.mean,
+        "mos_p50": totals.mos.p50,
+        "poor_call_rate": totals.mos.poor_rate,
+        "acd_seconds": totals.duration.acd_s,
+        "short_call_rate": totals.short_call_rate,
+    }
+    for name, value in values.items():
+        LAST_HOUR.labels(name).set(math.nan if value is None else value)
 
 
 def exposition() -> bytes:

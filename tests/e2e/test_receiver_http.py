@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import email.utils
 import hashlib
 import hmac
 import json
@@ -1175,3 +1176,29 @@ def test_allow_unsigned_does_not_disable_configured_keys(
     response = httpx.post(server.callback_url, data=callback_fields())
     assert response.status_code == 403
     assert_result(form_post(server.callback_url, callback_fields()), "inserted")
+
+
+def test_metrics_carry_the_last_hours_kpis(server: ServerProcess) -> None:
+    just_now = email.utils.format_datetime(datetime.now(UTC) - timedelta(minutes=5))
+    sent = [
+        callback_fields(Timestamp=just_now, AudioInMos="4.2", CallDuration="60"),
+        callback_fields(Timestamp=just_now, AudioInMos="3.0", CallDuration="120"),
+        callback_fields(Timestamp=just_now, CallStatus="failed", CallDuration="0"),
+        callback_fields(),  # started in 2024: not in the last hour
+    ]
+    for fields in sent:
+        assert server.post(fields).status_code == 200
+    kpi = {
+        name: metric_value(server, f'callpulse_last_hour{{kpi="{name}"}}')
+        for name in ("calls", "failed", "success_rate", "mos_mean", "poor_call_rate", "acd_seconds")
+    }
+    assert kpi == pytest.approx(
+        {
+            "calls": 3,
+            "failed": 1,
+            "success_rate": 2 / 3,
+            "mos_mean": 3.6,
+            "poor_call_rate": 0.5,
+            "acd_seconds": 90,
+        }
+    )

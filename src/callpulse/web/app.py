@@ -34,6 +34,7 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
     writer = BatchWriter(store, Spool(settings.spool_dir), settings.writer_max_batch)
     ingestor = Ingestor(gate_for(settings, allow_unsigned), writer)
     access = Access(settings.api_token, allow_unsigned, settings.public_url)
+    analytics = Analytics(store, settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -63,12 +64,13 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
             Route("/healthz", health.healthz),
             Route("/readyz", health.readyz),
             Route("/metrics", health.metrics_endpoint),
-            Mount("/api/v1", app=create_api(Analytics(store, settings), access)),
+            Mount("/api/v1", app=create_api(analytics, access)),
             *dashboard_routes(access, signatures_checked=bool(settings.signing_keys)),
         ],
         lifespan=lifespan,
     )
     app.state.writer = writer
+    app.state.analytics = analytics
     app.state.settings = settings
     return app
 

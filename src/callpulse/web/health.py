@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from callpulse import metrics
+from callpulse.analytics import Analytics, Filters
 from callpulse.store.base import StoreUnavailable
 from callpulse.store.writer import BatchWriter
 
@@ -39,17 +42,19 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready"})
 
 
-def _refresh_gauges(writer: BatchWriter) -> None:
+def _refresh_gauges(writer: BatchWriter, analytics: Analytics) -> None:
     metrics.SPOOL_DEPTH.set(writer.spool.depth())
     metrics.DATABASE_UP.set(1 if writer.database_ok else 0)
     try:
         kept, dropped = writer.store.quarantine_counts()
         metrics.QUARANTINE_SIZE.set(kept)
         metrics.QUARANTINE_DROPPED.set(dropped)
+        now = datetime.now(UTC)
+        metrics.set_last_hour(analytics.totals(now - timedelta(hours=1), now, Filters()))
     except StoreUnavailable:
         pass  # the database_up gauge already tells
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    await run_in_threadpool(_refresh_gauges, _writer(request))
+    await run_in_threadpool(_refresh_gauges, _writer(request), request.app.state.analytics)
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
