@@ -150,9 +150,11 @@ def _timestamp(value: Any) -> datetime:
     if parsed.tzinfo is None:  # RFC 2822 "-0000": time in UTC, origin zone unknown
         parsed = parsed.replace(tzinfo=UTC)
     try:
-        return parsed.astimezone(UTC)
+        utc = parsed.astimezone(UTC)
     except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is past datetime.max in UTC
         raise ValueError(f"is out of range in UTC; got {text!r}") from None
+    # Whole milliseconds, what every backend stores: bucket and cursor arithmetic stays exact.
+    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
 
 
 def _iso_time(text: str) -> datetime:

@@ -48,7 +48,9 @@ def generate(seed: int = 7, count: int = 700) -> tuple[list[list[CallWrite]], li
             status=status,
             duration_s=0 if status != "completed" else rng.choice(
                 [rng.randrange(0, 12), rng.randrange(12, 600), rng.randrange(600, 4000)]),
-            mos=round(rng.uniform(1.0, 4.6), 2) if rng.random() > 0.03 else None,
+            # Two decimals mostly, three sometimes (3.497 must count as below 3.5).
+            mos=round(rng.uniform(1.0, 4.6), rng.choice([2, 2, 3])) if rng.random() > 0.03
+            else None,
         )  # fmt: skip
         writes.append(CallWrite(record, START))
         finals[record.call_sid] = record

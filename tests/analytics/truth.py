@@ -52,7 +52,8 @@ def totals(
     calls = [c for c in every if since <= c.started_at < until and keep(c)]
     completed = [c for c in calls if c.status == "completed"]
     failed = [c for c in calls if c.status == "failed"]
-    mos = [round(c.mos, 2) for c in completed if c.mos is not None]
+    mos = [c.mos for c in completed if c.mos is not None]
+    mos_floor = [math.floor(m * 100 + 1e-9) / 100 for m in mos]  # percentiles are to 0.01
     durations = [c.duration_s for c in completed]
     bands = Counter(next((i for i, edge in enumerate(BANDS) if m >= edge), 5) for m in mos)
     hours = Counter(c.started_at.replace(minute=0, second=0, microsecond=0) for c in calls)
@@ -63,9 +64,9 @@ def totals(
         "failed": len(failed),
         "success_rate": share(len(completed), len(completed) + len(failed)),
         "mos_mean": sum(mos) / len(mos) if mos else None,
-        "mos_p05": nearest_rank(mos, 0.05),
-        "mos_p50": nearest_rank(mos, 0.50),
-        "mos_p95": nearest_rank(mos, 0.95),
+        "mos_p05": nearest_rank(mos_floor, 0.05),
+        "mos_p50": nearest_rank(mos_floor, 0.50),
+        "mos_p95": nearest_rank(mos_floor, 0.95),
         "poor_rate": share(sum(1 for m in mos if m < poor_mos), len(mos)),
         "band_calls": [bands[i] for i in range(6)],
         "total_s": sum(durations),

@@ -39,7 +39,7 @@ write = st.builds(
     account=st.sampled_from(["AC1", "AC2"]),
     status=st.sampled_from(["completed", "completed", "failed", "busy"]),
     duration=st.integers(0, 5000),
-    mos=st.one_of(st.none(), st.integers(100, 500).map(lambda m: m / 100)),
+    mos=st.one_of(st.none(), st.integers(1000, 5000).map(lambda m: m / 1000)),
 )
 
 
@@ -99,7 +99,7 @@ def recompute(calls: list[CallRecord]) -> tuple[dict[Any, Any], dict[Any, int]]:
             ):
                 if rated:
                     assert call.mos is not None
-                    hist[(*hist_key, 0, round(call.mos * 100))] += 1
+                    hist[(*hist_key, 0, int(call.mos * 100 + 1e-9))] += 1
                 if completed:
                     hist[(*hist_key, 1, duration_bin(call.duration_s))] += 1
     return dict(metrics), dict(hist)

@@ -51,7 +51,7 @@ class Dialect:
     table_suffix: str  # WITHOUT ROWID keeps SQLite rollups clustered by bucket
     ms_of: str  # epoch milliseconds of a call's started_at, "{c}" the column
     ms_param: str  # a call-time comparison value from an epoch-ms parameter
-    mos_bin: str  # MOS to its 0.01 bin, "{m}" the value
+    mos_bin: str  # MOS to its 0.01 bin (floored: 3.497 is below 3.5), "{m}" the value
     slot: str | None  # PostgreSQL: one set of rows per backend, so writers never contend
     row_id: str  # a calls column that orders calls with equal start times
     mod: str  # the modulo operator in a query with parameters (psycopg wants %% there)
@@ -69,7 +69,7 @@ SQLITE = Dialect(
     table_suffix=" WITHOUT ROWID",
     ms_of="{c}",
     ms_param="?",
-    mos_bin="CAST(round({m} * 100) AS INTEGER)",
+    mos_bin="CAST({m} * 100 + 1e-9 AS INTEGER)",  # floor for positive values
     slot=None,
     row_id="id",
     mod="%",
@@ -81,9 +81,9 @@ POSTGRES = Dialect(
     int_type="bigint",
     real_type="double precision",
     table_suffix="",
-    ms_of="(extract(epoch FROM {c}) * 1000)::bigint",
+    ms_of="floor(extract(epoch FROM {c}) * 1000)::bigint",
     ms_param="to_timestamp(%s / 1000.0)",
-    mos_bin="round({m} * 100)::integer",
+    mos_bin="floor({m} * 100 + 1e-9)::integer",
     slot="pg_backend_pid()",
     row_id="call_id",
     mod="%%",
