@@ -9,6 +9,7 @@ import click
 from callpulse.cli.base import cli as root
 from callpulse.cli.base import err_console, parse_age, store_of
 from callpulse.export import iso_utc
+from callpulse.store.base import prune_boundary
 
 
 @root.group()
@@ -46,12 +47,13 @@ def status(ctx: click.Context) -> None:
 @click.option("--older-than", required=True, callback=parse_age, help="Age such as 400d or 12h.")
 @click.pass_context
 def prune(ctx: click.Context, older_than: timedelta) -> None:
-    """Delete calls that started longer ago than --older-than.
+    """Delete calls that started longer ago than --older-than (whole UTC days); their rollups
+    stay, so figures for older periods remain.
 
     On PostgreSQL whole monthly partitions go, so a month is removed once all of it is older.
     Example: callpulse db prune --older-than 400d
     """
-    cutoff = datetime.now(UTC) - older_than
+    cutoff = prune_boundary(datetime.now(UTC) - older_than)
     with store_of(ctx) as store:
         removed = store.prune(cutoff)
     click.echo(f"removed {removed} calls that started before {iso_utc(cutoff)}")

@@ -132,6 +132,11 @@ def split_new_calls(ops: Sequence[WriteOp]) -> tuple[dict[tuple[str, str], int],
     return first, rest
 
 
+def prune_boundary(cutoff: datetime) -> datetime:
+    """Pruning goes by whole UTC days, so no rollup bucket holds both kept and pruned calls."""
+    return cutoff.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def to_epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -313,8 +318,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def prune(self, cutoff: datetime) -> int:
-        """Remove calls that started before ``cutoff`` (whole partitions where there are any);
-        return how many calls went."""
+        """Remove calls that started before ``prune_boundary(cutoff)`` (whole partitions where
+        there are any); their rollups stay. Return how many calls went."""
 
     @abc.abstractmethod
     def close(self) -> None: ...

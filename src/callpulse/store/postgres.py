@@ -34,6 +34,7 @@ from callpulse.store.base import (
     quarantine_entry_from_row,
     split_new_calls,
     stored_call_from_row,
+    to_epoch_ms,
 )
 from callpulse.store.migrations import POSTGRES_MIGRATIONS, run_step
 
@@ -74,6 +75,7 @@ SELECT c.call_id, b.account_sid, b.call_sid, b.from_number, b.to_number, b.start
 FROM claimed c JOIN batch b USING (account_sid, call_sid)
 RETURNING account_sid, call_sid
 """
+_REFRESH_REPEATS = rollups.refresh_repeats(rollups.POSTGRES)
 _QUARANTINE_SELECT = (
     "SELECT id, received_at, reason, errors, method, url, headers, body, body_size FROM quarantine"
 )
@@ -266,12 +268,12 @@ class PostgresStore(Store):
             ).fetchone()
         ):
             return SaveResult.DUPLICATE
-        conn.execute(
+        (old_from,) = conn.execute(
             f"INSERT INTO call_history (call_id, {_VERSION_COLUMNS}, superseded_at) "
             f"SELECT call_id, {_VERSION_COLUMNS}, %s FROM calls "
-            "WHERE account_sid = %s AND started_at = %s AND call_id = %s",
+            "WHERE account_sid = %s AND started_at = %s AND call_id = %s RETURNING from_number",
             (op.received_at, r.account_sid, started_at, call_id),
-        )
+        ).fetchone() or (None,)
         conn.execute(
             "UPDATE calls SET from_number = %s, to_number = %s, started_at = %s, status = %s, "
             "duration_s = %s, mos = %s, extra = %s, received_at = %s, source = %s, "
@@ -284,6 +286,12 @@ class PostgresStore(Store):
             "WHERE account_sid = %s AND call_sid = %s",
             (r.started_at, fp, r.account_sid, r.call_sid),
         )
+        if (old_from, started_at) != (r.from_number, r.started_at):
+            for caller, start in ((old_from, started_at), (r.from_number, r.started_at)):
+                ms = to_epoch_ms(start)
+                conn.execute(
+                    _REFRESH_REPEATS, (r.account_sid, caller, ms, ms + rollups.REPEAT_WINDOW_MS)
+                )
         return SaveResult.UPDATED
 
     def _write_quarantine(self, conn: psycopg.Connection[Any], op: QuarantineWrite) -> SaveResult:

@@ -292,19 +292,42 @@ def repeat_exists(row: str, dialect: Dialect) -> str:
     )
 
 
-def rebuild_statements(dialect: Dialect) -> list[str]:
-    """Recompute repeat flags and every rollup from ``calls``. Rollups of buckets before the
-    oldest stored call's are kept: they outlive pruned calls."""
-    flag = (
+def refresh_repeats(dialect: Dialect) -> str:
+    """Recompute the repeat flags of one caller's calls that started in a span; parameters:
+    account, caller, span start and end (epoch ms). Run for a corrected call's old and new
+    caller and start, so its flag and those of the calls after it stay true."""
+    p, ms_param, flag = dialect.param, dialect.ms_param, _repeat_flag(dialect)
+    return (
+        f"UPDATE calls AS c SET is_repeat = {flag} WHERE c.account_sid = {p} "
+        f"AND c.from_number = {p} AND c.started_at >= {ms_param} AND c.started_at <= {ms_param} "
+        f"AND c.is_repeat <> {flag}"
+    )
+
+
+def _repeat_flag(dialect: Dialect) -> str:
+    return (
         f"CASE WHEN {repeat_exists('c', dialect)} THEN 1 ELSE 0 END"
         if dialect.name == "sqlite"
         else repeat_exists("c", dialect)
     )
-    statements = [f"UPDATE calls AS c SET is_repeat = {flag} WHERE is_repeat <> {flag}"]
+
+
+def rebuild_statements(dialect: Dialect) -> list[str]:
+    """Recompute repeat flags and every rollup from ``calls``; rollups of pruned calls stay."""
+    # Pruning removes whole UTC days at least, so from the oldest stored call's day on every
+    # bucket holds stored calls only; earlier buckets hold pruned calls only and stay.
+    day = LEVELS["day"]
     oldest = f"(SELECT min({dialect.ms('started_at')}) FROM calls)"
-    for level, size in LEVELS.items():
+    oldest_day = f"({oldest} - {oldest} % {day})"
+    flag = _repeat_flag(dialect)
+    raise_only = f"{flag} = {dialect.true}" if dialect.name == "sqlite" else flag
+    statements = [
+        # In the day after the oldest stored one the earlier call may have been pruned: a
+        # repeat found then stays a repeat.
+        f"UPDATE calls AS c SET is_repeat = {flag} WHERE is_repeat <> {flag} AND "
+        f"({raise_only} OR {dialect.ms('c.started_at')} >= {oldest_day} + {REPEAT_WINDOW_MS})"
+    ]
+    for level in LEVELS:
         for family in FAMILIES:
-            statements.append(
-                f"DELETE FROM {family.table(level)} WHERE bucket >= {oldest} - {size}"
-            )
+            statements.append(f"DELETE FROM {family.table(level)} WHERE bucket >= {oldest_day}")
     return statements + aggregate_statements("(SELECT *, 1 AS sign FROM calls)", dialect, "0")

@@ -29,6 +29,7 @@ from callpulse.store.base import (
     WriteOp,
     call_key,
     from_epoch_ms,
+    prune_boundary,
     quarantine_entry_from_row,
     split_new_calls,
     stored_call_from_row,
@@ -74,6 +75,9 @@ _INSERT_NEW = (
     # caller in this batch is not seen by the repeat check; inserted after, its trigger marks it.
     "ORDER BY b.started_at DESC"
 )
+
+
+_REFRESH_REPEATS = rollups.refresh_repeats(rollups.SQLITE)
 
 
 class _Checkpointer(threading.Thread):
@@ -272,9 +276,9 @@ class SQLiteStore(Store):
         r = op.record
         if op.source == RECONCILED:
             return SaveResult.DUPLICATE  # recovered calls never change what a callback stored
-        call_id, current = conn.execute(
-            "SELECT id, fingerprint FROM calls WHERE call_key = ? AND account_sid = ? "
-            "AND call_sid = ?",
+        call_id, current, old_from, old_start = conn.execute(
+            "SELECT id, fingerprint, from_number, started_at FROM calls WHERE call_key = ? "
+            "AND account_sid = ? AND call_sid = ?",
             (call_key(r.account_sid, r.call_sid), r.account_sid, r.call_sid),
         ).fetchone()
         fingerprint = op.fingerprint()
@@ -297,6 +301,13 @@ class SQLiteStore(Store):
             "fingerprint = ?, version = version + 1 WHERE id = ?",
             (*self._values(op), region_of(r.from_number), fingerprint, call_id),
         )
+        new_start = to_epoch_ms(r.started_at)
+        if (old_from, old_start) != (r.from_number, new_start):
+            for caller, start in ((old_from, old_start), (r.from_number, new_start)):
+                conn.execute(
+                    _REFRESH_REPEATS,
+                    (r.account_sid, caller, start, start + rollups.REPEAT_WINDOW_MS),
+                )
         return SaveResult.UPDATED
 
     def _write_quarantine(self, conn: sqlite3.Connection, op: QuarantineWrite) -> SaveResult:
@@ -447,6 +458,7 @@ class SQLiteStore(Store):
         return int(kept), int(dropped)
 
     def prune(self, cutoff: datetime) -> int:
+        cutoff = prune_boundary(cutoff)
         with self._maintenance() as conn:
             conn.execute(
                 "DELETE FROM call_history WHERE call_id IN "
