@@ -183,3 +183,6 @@ def test_database_url_in_messages_hides_the_password() -> None:
         "postgresql://app:***@db:5432/calls"
     )
     assert without_password("sqlite:///calls.db") == "sqlite:///calls.db"
+    assert without_password("postgresql://app@db/calls?password=s3cret&sslmode=require") == (
+        "postgresql://app@db/calls?password=***&sslmode=require"
+    )

@@ -124,6 +124,11 @@ def test_allow_unsigned_on_loopback_opens_api_and_dashboard_with_warnings(
         page = httpx.get(f"{server.base_url}/").text
         assert "Signatures are not checked" in page
         assert "No API token" in page
+        # A page of another site whose name now resolves to 127.0.0.1 (DNS rebinding).
+        rebound = {"Host": f"attacker.example:{server.port}"}
+        assert httpx.get(f"{server.base_url}/api/v1/calls", headers=rebound).status_code == 403
+        local = {"Host": f"localhost:{server.port}"}
+        assert httpx.get(f"{server.base_url}/api/v1/calls", headers=local).status_code == 200
     finally:
         server.stop()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from callpulse.config import ConfigError, Settings
 from callpulse.store.base import Store, StoreUnavailable
@@ -13,12 +13,18 @@ __all__ = ["Store", "StoreUnavailable", "open_store", "without_password"]
 
 
 def without_password(url: str) -> str:
-    """The database URL for messages and logs: any password replaced by ***."""
+    """The database URL for messages and logs: any password (user info or query) as ***."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    if parts.password is None and "password=" not in parts.query.lower():
+        return url  # (urlunsplit would turn sqlite:///x into sqlite:/x)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    query = "&".join(
+        f"{name}=***" if name.lower() == "password" else f"{name}={quote(value)}"
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def open_store(settings: Settings) -> Store:

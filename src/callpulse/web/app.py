@@ -50,7 +50,9 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
             yield
         finally:
             if reconciler is not None:
-                reconciler.stop()  # before the writer: its last batch still needs it
+                # Off the event loop: the reconcile thread's last batch needs the loop and the
+                # writer to finish before it can stop.
+                await asyncio.to_thread(reconciler.stop)
             writer.stop()
             store.close()
 

@@ -66,8 +66,11 @@ class Access:
         return urlsplit(origin).netloc in allowed - {None}
 
     def is_open(self, conn: HTTPConnection) -> bool:
-        """No token, ``--allow-unsigned``, and both ends of the connection on loopback."""
+        """No token, ``--allow-unsigned``, both ends of the connection on loopback, and a
+        loopback Host (a page on another site that re-resolves its name to 127.0.0.1 must not
+        read calls through the visitor's browser)."""
         server = conn.scope.get("server")  # the listening socket's address
+        host = urlsplit(f"//{conn.headers.get('host', '')}").hostname or ""
         return (
             not self.configured
             and self.allow_unsigned
@@ -75,6 +78,7 @@ class Access:
             and _is_loopback(server[0])
             and conn.client is not None
             and _is_loopback(conn.client.host)
+            and (host == "localhost" or _is_loopback(host))
         )
 
     def token_matches(self, candidate: str) -> bool:
