@@ -321,6 +321,13 @@ def test_report_counts_what_was_received(server: ServerProcess) -> None:
     table = server.cli("report", *span, "--number", "+18005550199").stdout
     assert "success rate" in table and "+18005550199" in table
     assert_one_line_error(server.cli("report", "--since", "yesterday", check=False), "--since")
+    assert_one_line_error(server.cli("report", "--number", "18OO", check=False), "--number")
+    by_region = json.loads(server.cli("report", *span, "--region", "us", "--json").stdout)
+    assert by_region["summary"]["calls"] == 3
+    unknown = json.loads(server.cli("report", *span, "--region", "unknown", "--json").stdout)
+    assert unknown["summary"]["calls"] == 0
+    caller = json.loads(server.cli("report", *span, "--caller", "+15551234567", "--json").stdout)
+    assert caller["summary"]["calls"] == 3
 
 
 def test_quarantine_replay_after_adding_a_key(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from callpulse.analytics import Analytics, Filters, QueryError
+from callpulse.analytics import Analytics, QueryError
+from callpulse.analytics.filters import make_filters
 from callpulse.analytics.models import Totals
 from callpulse.cli.base import cli, parse_moment, settings_of, store_of
 from callpulse.errors import CallpulseError
@@ -33,6 +34,7 @@ def _change(now: float | None, before: float | None, points: bool = False) -> st
 
 
 Row = tuple[str, str, str, str]
+_OPTIONS = {"to": "number", "account_sid": "account"}  # analytics' names for the options
 
 
 def _compare(name: str, now: float | None, before: float | None, kind: str) -> Row:
@@ -94,6 +96,7 @@ def _kpi_rows(cur: Totals, prev: Totals) -> list[Row]:
 @click.option("--until", callback=parse_moment, help="End (exclusive): ISO 8601 or an age.")
 @click.option("--number", "to", help="Only calls to this number (E.164).")
 @click.option("--region", help="Only callers from this country (ISO code such as GB).")
+@click.option("--caller", help="Only calls from this number (E.164), or withheld.")
 @click.option("--account", "account_sid", help="Only this AccountSid (project).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON document.")
 @click.pass_context
@@ -103,6 +106,7 @@ def report(
     until: datetime | None,
     to: str | None,
     region: str | None,
+    caller: str | None,
     account_sid: str | None,
     as_json: bool,
 ) -> None:
@@ -112,15 +116,16 @@ def report(
     """
     until = until or datetime.now(UTC)
     since = since or until - timedelta(hours=24)
-    filters = Filters(account_sid=account_sid, to=to, region=region and region.upper(), caller=None)
     with store_of(ctx) as store:
         analytics = Analytics(store, settings_of(ctx))
         try:
+            filters = make_filters(account_sid, to, region, caller)
             summary = analytics.summary(since, until, filters)
             numbers = analytics.numbers(since, until, filters)
             regions = analytics.regions(since, until, filters)
         except QueryError as exc:
-            raise CallpulseError(f"--{exc.parameter}: {exc}") from None
+            option = _OPTIONS.get(exc.parameter, exc.parameter)
+            raise CallpulseError(f"--{option}: {exc}") from None
     if as_json:
         click.echo(
             json.dumps(
