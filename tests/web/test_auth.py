@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,12 +81,18 @@ def test_login_from_another_site_is_refused(server: ServerProcess) -> None:
 
 
 def test_pages_forbid_inline_script(server: ServerProcess) -> None:
-    response = httpx.get(f"{server.base_url}/")
-    csp = response.headers["content-security-policy"]
-    assert "script-src 'self'" in csp
-    assert "unsafe-inline" not in csp
-    assert response.headers["x-content-type-options"] == "nosniff"
-    assert "<script>" not in response.text  # no inline script anywhere
+    cookies = _login(server, TOKEN).cookies
+    login_page = httpx.get(f"{server.base_url}/")
+    dashboard = httpx.get(f"{server.base_url}/", cookies=cookies)
+    assert 'id="tiles"' in dashboard.text and 'id="tiles"' not in login_page.text
+    for response in (login_page, dashboard):
+        csp = response.headers["content-security-policy"]
+        assert "script-src 'self'" in csp
+        assert "unsafe-inline" not in csp
+        assert response.headers["x-content-type-options"] == "nosniff"
+        tags = re.findall(r"<script\b[^>]*>(.*?)</script>", response.text, re.S | re.I)
+        assert all(body.strip() == "" for body in tags)  # only <script src=...></script>
+        assert not re.search(r"\son[a-z]+\s*=", response.text, re.I)  # no inline handlers
 
 
 def test_cookie_is_secure_when_the_public_url_is_https(tmp_path: Path) -> None:

@@ -39,16 +39,17 @@
   }
   const secs = (s) => (s === null || s === undefined ? dash : Math.round(s) + " s");
   const pad = (n) => String(n).padStart(2, "0");
+  // Every time is shown in UTC: buckets are UTC hours and days, whatever the browser's zone.
   function when(iso, withSeconds) {
     const d = new Date(iso);
-    const day = d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate());
-    const time = pad(d.getHours()) + ":" + pad(d.getMinutes()) + (withSeconds ? ":" + pad(d.getSeconds()) : "");
+    const day = d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate());
+    const time = pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + (withSeconds ? ":" + pad(d.getUTCSeconds()) : "");
     return day + " " + time;
   }
   function bucketLabel(iso, bucket, span) {
     const d = new Date(iso);
-    const hm = pad(d.getHours()) + ":" + pad(d.getMinutes());
-    const md = pad(d.getMonth() + 1) + "-" + pad(d.getDate());
+    const hm = pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes());
+    const md = pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate());
     if (bucket === "day") return md;
     return span > 86400e3 ? md + " " + hm : hm;
   }
@@ -329,7 +330,7 @@
       if (calls) drawCalls(calls, false);
       if (quarantine) drawQuarantine(quarantine, false);
       showError("");
-      $("updated").textContent = "updated " + when(new Date().toISOString(), true);
+      $("updated").textContent = "updated " + when(new Date().toISOString(), true) + " UTC";
       if (firstView) {
         document.body.dataset.firstViewMs = String(Math.round(performance.now()));
         document.body.dataset.ready = "1";
@@ -386,8 +387,8 @@
     }
     $("custom-range").addEventListener("submit", (event) => {
       event.preventDefault();
-      const since = new Date($("custom-since").value);
-      const until = new Date($("custom-until").value);
+      const since = new Date($("custom-since").value + "Z"); // the inputs are UTC
+      const until = new Date($("custom-until").value + "Z");
       if (!(since < until)) return showError("The custom range must start before it ends.");
       state.custom = { since: since, until: until };
       reload();
