@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -170,6 +170,9 @@ def test_bad_questions_name_the_parameter(loaded: tuple[Store, list[CallRecord]]
     with pytest.raises(QueryError) as error:
         analytics.timeseries(START, START + timedelta(days=30), Filters(), "minute")
     assert error.value.parameter == "bucket"
+    with pytest.raises(QueryError) as error:
+        analytics.summary(datetime(1, 1, 2, tzinfo=UTC), UNTIL, Filters())
+    assert error.value.parameter == "since"
     with pytest.raises(Analytics.BadCursor):
         analytics.calls(SINCE, UNTIL, Filters(), cursor="bm90LWEtY3Vyc29y")
 

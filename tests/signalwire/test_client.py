@@ -239,6 +239,16 @@ def test_paging_follows_next_page_uri_on_the_same_host(scripted: Any) -> None:
     assert numbers[0].status_callback == ""  # null: no callback set
 
 
+def test_a_next_page_on_another_host_is_refused(scripted: Any) -> None:
+    elsewhere = "https://collector.example/steal?Page=1"
+    api = scripted(
+        (200, {}, page("incoming_phone_numbers", [number_json("PN1", "+15551230001")], elsewhere)),
+    )
+    with api.client() as client, pytest.raises(SignalWireError, match="next page elsewhere"):
+        list(client.iter_numbers())
+    assert len(api.requests) == 1  # the credentials never left for the other host
+
+
 def test_find_number_matches_exactly_and_names_an_unknown_one(scripted: Any) -> None:
     # A server that ignores the PhoneNumber filter: the client still picks the right one.
     both = [number_json("PN1", "+15551230001"), number_json("PN2", "+15551230002")]

@@ -52,7 +52,8 @@ class Histograms:
 
 
 class RangeQuery:
-    """Questions about the calls that started in [start_ms, end_ms) and match ``filters``."""
+    """Questions about the calls that started in [start_ms, end_ms) (not empty) and match
+    ``filters``."""
 
     def __init__(
         self, store: Store, start_ms: int, end_ms: int, filters: Filters, use_rollups: bool = True
@@ -132,13 +133,7 @@ class RangeQuery:
             )
             parts.append(sql)
             params += values
-        if not parts:  # an empty range
-            return self._empty_metrics(), []
         return " UNION ALL ".join(parts), params
-
-    def _empty_metrics(self) -> str:
-        zeros = ", ".join(f"0 AS {name}" for name in METRICS)
-        return f"SELECT 0 AS t, '' AS to_number, '' AS region, {zeros} WHERE 1 = 0"
 
     def _hist_rows(self, per_number: bool = False) -> tuple[str, list[Any]]:
         """A subquery of (to_number, kind, bin, n) rows (to_number blank unless
@@ -165,8 +160,6 @@ class RangeQuery:
                 )
                 parts.append(f"{sql} AND {condition}")
                 params += values
-        if not parts:
-            return "SELECT '' AS to_number, 0 AS kind, 0 AS bin, 0 AS n WHERE 1 = 0", []
         return " UNION ALL ".join(parts), params
 
     # -- questions ----------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from callpulse.store import Store
 from callpulse.store.base import from_epoch_ms, to_epoch_ms
 from callpulse.store.rollups import LEVELS, duration_bin_width
 
-BUCKETS: dict[str, int] = {"minute": LEVELS["minute"], "hour": LEVELS["hour"], "day": LEVELS["day"]}
+EARLIEST_YEAR = 1970  # before that no call was placed; and the previous period stays in range
 MAX_POINTS = 5000  # a time series longer than this is a mistake in the bucket, not a chart
 
 
@@ -77,6 +77,8 @@ class Analytics:
         self.short_call_s = settings.short_call_s
 
     def _query(self, since: datetime, until: datetime, filters: Filters) -> RangeQuery:
+        if since.year < EARLIEST_YEAR:
+            raise QueryError("since", f"must be in {EARLIEST_YEAR} or later")
         start, end = _ms(since), _ms(until)
         if start >= end:
             raise QueryError("until", "until must be later than since")
@@ -137,9 +139,9 @@ class Analytics:
     def timeseries(
         self, since: datetime, until: datetime, filters: Filters, bucket: Bucket
     ) -> list[TimeseriesPoint]:
-        if bucket not in BUCKETS:
-            raise QueryError("bucket", f"bucket must be one of {', '.join(BUCKETS)}")
-        size = BUCKETS[bucket]
+        if bucket not in LEVELS:  # time-series buckets are the rollup levels
+            raise QueryError("bucket", f"bucket must be one of {', '.join(LEVELS)}")
+        size = LEVELS[bucket]
         query = self._query(since, until, filters)
         first = query.start_ms - query.start_ms % size
         if (query.end_ms - first) / size > MAX_POINTS:

@@ -27,7 +27,7 @@ def percentile(
     histogram: Mapping[int, int], fraction: float, width: Callable[[int], int] = lambda _: 1
 ) -> float | None:
     """Nearest-rank percentile of a histogram {bin lower bound: count}; exact for bins of
-    width 1, interpolated inside wider bins."""
+    width 1; inside wider bins the calls count as spread evenly (one call: the bin's middle)."""
     total = sum(histogram.values())
     if not total:
         return None
@@ -39,7 +39,7 @@ def percentile(
             bin_width = width(lower)
             if bin_width == 1:
                 return float(lower)
-            return lower + bin_width * (rank - seen) / count
+            return lower + bin_width * (rank - seen - 0.5) / count  # spread evenly in the bin
         seen += count
     raise AssertionError("rank beyond the histogram")  # pragma: no cover
 

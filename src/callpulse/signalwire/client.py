@@ -238,8 +238,13 @@ class CompatibilityClient:
             if not isinstance(items, list):
                 raise SignalWireError(f"{self.host} answered GET {path} without a {key!r} list")
             yield from items
-            # next_page_uri is a path on the same host and carries every parameter itself.
+            # next_page_uri is a path on the same host and carries every parameter itself; the
+            # credentials go to this host only, whatever a page says.
             url, query = page.get("next_page_uri") or None, None
+            if url is not None and (not isinstance(url, str) or not url.startswith("/")):
+                raise SignalWireError(
+                    f"{self.host} answered GET {path} with a next page elsewhere ({url!r})"
+                )
 
     def _parse(self, build: Callable[[Mapping[str, Any]], T], data: Any, what: str) -> T:
         try:

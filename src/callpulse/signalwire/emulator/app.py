@@ -39,6 +39,7 @@ from callpulse.signalwire.emulator.resources import (
     number_settings,
 )
 from callpulse.signalwire.emulator.service import Emulator
+from callpulse.web.receiver import read_limited
 
 MAX_BODY_BYTES = 64 * 1024
 PREFIXES = ("/api/laml/2010-04-01", "/2010-04-01")
@@ -75,11 +76,9 @@ async def _params(request: Request) -> dict[str, str]:
     """Query parameters for GET; the form or JSON body otherwise (at most 64 KiB)."""
     if request.method == "GET":
         return dict(request.query_params)
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise invalid("body", f"is over {MAX_BODY_BYTES} bytes")
+    body, size = await read_limited(request, MAX_BODY_BYTES)
+    if size > MAX_BODY_BYTES:
+        raise invalid("body", f"is over {MAX_BODY_BYTES} bytes")
     if request.headers.get("content-type", "").startswith("application/json"):
         try:
             data = json.loads(body or b"{}")
