@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from callpulse.store import sqlite as sqlite_store
 from callpulse.store.base import SaveResult, StoreUnavailable
 from callpulse.store.sqlite import SQLiteStore
 from tests.store.test_store import call
@@ -50,3 +51,22 @@ def test_checkpoints_run_off_the_writer(tmp_path: Path) -> None:
         time.sleep(0.05)
     assert path.stat().st_size > before  # the background checkpoint moved pages into the file
     store.close()
+
+
+def test_a_long_wal_starts_over_between_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_store, "WAL_RESTART_FRAMES", 1000)  # 4 MiB instead of 1 GiB
+    path = tmp_path / "w.db"
+    wal = tmp_path / "w.db-wal"
+    store = SQLiteStore(path)
+    store.upgrade()
+    sizes = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        store.write_batch([call() for _ in range(20)])
+        sizes.append(wal.stat().st_size)
+        if max(sizes) > 4 * 1000 * 4096 and sizes[-1] < max(sizes) / 2:
+            break  # it grew past the limit, then was cut back
+    store.close()
+    assert max(sizes) > 4 * 1000 * 4096 and sizes[-1] < max(sizes) / 2, sizes[-20:]

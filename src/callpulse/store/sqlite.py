@@ -47,11 +47,13 @@ _VERSION_COLUMNS = (
 )
 
 
-CHECKPOINT_INTERVAL_S = 0.5
+CHECKPOINT_INTERVAL_S = 0.5  # (more often, its fsyncs of the database slow the writer's commits)
 # Under steady load a PASSIVE checkpoint never finds a moment without a writer, so SQLite never
-# starts the WAL over and the file grows without bound; past this many frames (4 KiB pages) the
-# checkpointer waits for the writer once (RESTART) and the WAL is cut back to this size.
-WAL_RESTART_FRAMES = 16384
+# starts the WAL over and the file grows without bound; past this many frames (4 KiB pages, so
+# 1 GiB) the writer thread restarts it between two batches and the file is cut back to this
+# size. That pause lasts tens of ms: rare enough at this size (every ~15 s at full speed, never
+# at a few calls a second, when the WAL starts over by itself).
+WAL_RESTART_FRAMES = 262144
 # Errors about the data itself; every other sqlite3.Error (locked, I/O, disk full) is an outage.
 _REFUSALS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
 # Rows come back with times in epoch milliseconds and JSON as text.
@@ -84,26 +86,41 @@ class _Checkpointer(threading.Thread):
     """Copies the WAL back into the database off the writer thread.
 
     SQLite's automatic checkpoint runs inside a committing transaction, so its fsync of the
-    database file would land on the latency of whichever callbacks that batch carries.
+    database file would land on the latency of whichever callbacks that batch carries. Only
+    the cutting back of a long WAL (RESTART) is left to the writer thread, between two batches:
+    done here it would hold the write lock while the writer sleeps in SQLite's busy handler,
+    whose waits grow to 100 ms.
     """
 
     def __init__(self, store: SQLiteStore) -> None:
         super().__init__(name="callpulse-checkpoint", daemon=True)
         self._store = store
         self.stopping = threading.Event()
+        self.lock = threading.Lock()  # one checkpoint at a time, waited for in Python
+        self.restart_wanted = False
 
     def run(self) -> None:
         conn: sqlite3.Connection | None = None
         while not self.stopping.wait(CHECKPOINT_INTERVAL_S):
             try:
                 conn = conn or self._store._connect()
-                _busy, frames, _done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                if frames > WAL_RESTART_FRAMES:
-                    conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                with self.lock:
+                    _busy, frames, _done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                self.restart_wanted = frames > WAL_RESTART_FRAMES
             except (sqlite3.Error, StoreUnavailable):
                 conn = None  # the writer reports outages; try again next round
         if conn is not None:
             conn.close()
+
+    def restart_if_wanted(self, writer: sqlite3.Connection) -> None:
+        """On the writer thread, outside a transaction: start the WAL over once it is long."""
+        # Not while a PASSIVE checkpoint copies pages: the next batch comes soon enough.
+        if self.restart_wanted and self.lock.acquire(blocking=False):
+            try:
+                writer.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                self.restart_wanted = False
+            finally:
+                self.lock.release()
 
 
 class SQLiteStore(Store):
@@ -200,6 +217,8 @@ class SQLiteStore(Store):
                 if any(isinstance(ops[index], QuarantineWrite) for index in rest):
                     self._enforce_quarantine_bounds(conn)
                 conn.execute("COMMIT")
+            if self._checkpointer is not None:
+                self._checkpointer.restart_if_wanted(conn)
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 try:
