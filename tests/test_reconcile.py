@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from callpulse.callback import WITHHELD
-from callpulse.reconcile import OVERLAP, WINDOW, windows
+from callpulse.reconcile import OVERLAP, WINDOW, PeriodicReconcile, windows
 from callpulse.signalwire.client import CompatibilityClient
 from callpulse.store.base import StoredCall
 from tests.support import EmulatorProcess, ServerProcess, free_port, run_cli
@@ -262,3 +262,14 @@ def test_serve_needs_credentials_to_reconcile(tmp_path: Path) -> None:
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith("callpulse: error: CALLPULSE_RECONCILE_INTERVAL_S=60 needs")
     assert "SIGNALWIRE_SPACE_URL" in error
+
+
+def test_one_worker_of_a_server_reconciles_at_a_time(tmp_path: Path) -> None:
+    lock = tmp_path / "spool" / "reconcile.lock"
+    client = CompatibilityClient("http://127.0.0.1:9", "AC", "token")
+    first, second = (PeriodicReconcile(client, 60, lock) for _ in range(2))
+    assert first._is_the_one() and first._is_the_one()  # it keeps the lock
+    assert not second._is_the_one()
+    first.stop()  # never started: it lets go of the lock at once
+    assert second._is_the_one()
+    second.stop()

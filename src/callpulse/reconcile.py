@@ -9,12 +9,15 @@ is harmless.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO
 
 from callpulse.callback import CallbackError, CallRecord, parse_callback
 from callpulse.config import Settings
@@ -158,8 +161,9 @@ class PeriodicReconcile:
     It runs on a daemon thread, so a slow API never stalls the event loop or holds up shutdown;
     its writes go through the server's writer, in one group commit per batch."""
 
-    def __init__(self, client: CompatibilityClient, interval_s: int) -> None:
-        self.client, self.interval_s = client, interval_s
+    def __init__(self, client: CompatibilityClient, interval_s: int, lock_path: Path) -> None:
+        self.client, self.interval_s, self.lock_path = client, interval_s, lock_path
+        self._lock_file: IO[str] | None = None
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="callpulse-reconcile", daemon=True)
         self._writer: BatchWriter | None = None
@@ -177,7 +181,7 @@ class PeriodicReconcile:
                 f"CALLPULSE_RECONCILE_INTERVAL_S={settings.reconcile_interval_s} needs access to "
                 f"the Calls API (or set it to 0): {exc}"
             ) from None
-        return cls(client, settings.reconcile_interval_s)
+        return cls(client, settings.reconcile_interval_s, settings.spool_dir / "reconcile.lock")
 
     def start(self, writer: BatchWriter, loop: asyncio.AbstractEventLoop) -> None:
         self._writer, self._loop = writer, loop
@@ -186,13 +190,33 @@ class PeriodicReconcile:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop after the page in flight; the writer must still run until this returns."""
         self._stopping.set()
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout)
         if not self._thread.is_alive():
             self.client.close()
+            if self._lock_file is not None:
+                self._lock_file.close()  # another process may take over
+
+    def _is_the_one(self) -> bool:
+        """Of the workers of one ``serve --workers N`` (same spool folder), one reconciles: the
+        one holding the lock file, for as long as it lives; the others keep checking."""
+        if self._lock_file is None:
+            self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+            handle = self.lock_path.open("a")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                return False
+            self._lock_file = handle
+        return True
 
     def _run(self) -> None:
         last_until: datetime | None = None
         while not self._stopping.is_set():
+            if not self._is_the_one():
+                self._stopping.wait(self.interval_s)
+                continue
             until = datetime.now(UTC)
             since = (last_until or until - CATCH_UP) - LONGEST_CALL
             try:
