@@ -67,3 +67,11 @@ def test_toml_errors_name_the_file_and_key(tmp_path: Path) -> None:
         load_settings(env={}, config_file=config)
     with pytest.raises(ConfigError, match="not found"):
         load_settings(env={}, config_file=tmp_path / "missing.toml")
+
+
+def test_a_short_api_token_is_refused_with_the_fix() -> None:
+    fix = r"CALLPULSE_API_TOKEN: too short.*secrets\.token_urlsafe"
+    with pytest.raises(ConfigError, match=fix):
+        load_settings({"CALLPULSE_API_TOKEN": "secret"})
+    assert load_settings({"CALLPULSE_API_TOKEN": "x" * 16}).api_token == "x" * 16
+    assert load_settings({"CALLPULSE_API_TOKEN": ""}).api_token == ""  # unset: API closed

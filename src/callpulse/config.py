@@ -78,6 +78,20 @@ def _mos(name: str, raw: object) -> float:
     return value
 
 
+MIN_API_TOKEN_LENGTH = 16
+
+
+def _api_token(name: str, raw: object) -> str:
+    value = str(raw)
+    if value and len(value) < MIN_API_TOKEN_LENGTH:
+        raise ConfigError(
+            f"{name}: too short to keep guessers out ({len(value)} characters); use a random "
+            f"value of at least {MIN_API_TOKEN_LENGTH}, e.g. the output of "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe())'"
+        )
+    return value
+
+
 def _public_url(name: str, raw: object) -> str:
     value = str(raw).rstrip("/")
     if value and not value.startswith(("http://", "https://")):
@@ -114,7 +128,7 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "writer_max_batch": _positive_int,
     "quarantine_max_entries": _positive_int,
     "quarantine_retention_days": _positive_int,
-    "api_token": lambda _name, raw: str(raw),
+    "api_token": _api_token,
     "poor_mos": _mos,
     "short_call_s": _non_negative_int,
     "reconcile_interval_s": _non_negative_int,
