@@ -69,12 +69,20 @@ def test_database_outage_spools_then_drains_in_order(tmp_path: Path) -> None:
     assert not writer.database_ok and writer.spool.depth() == 6
     blocker.execute("ROLLBACK")
     blocker.close()
+
+    def drained() -> bool:
+        # A batch commits its new calls, then its updates: wait for the whole drain.
+        current = writer.store.get_call(first.record.account_sid, first.record.call_sid)
+        return (
+            writer.store.count_calls() == 6
+            and current is not None
+            and (current.record.duration_s == 99)
+        )
+
     deadline = time.monotonic() + 10
-    while writer.store.count_calls() < 6 and time.monotonic() < deadline:
+    while not drained() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert writer.store.count_calls() == 6
-    current = writer.store.get_call(first.record.account_sid, first.record.call_sid)
-    assert current is not None and current.record.duration_s == 99
+    assert drained()
     assert writer.submit_sync(new_write()) == SaveResult.INSERTED
     assert writer.database_ok and not writer.spool.has_pending()
     writer.stop()
