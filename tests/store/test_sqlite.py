@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from callpulse.store import sqlite as sqlite_store
+from callpulse.store import checkpoint
 from callpulse.store.base import SaveResult, StoreUnavailable
 from callpulse.store.sqlite import SQLiteStore
 from tests.store.test_store import call
@@ -56,7 +56,7 @@ def test_checkpoints_run_off_the_writer(tmp_path: Path) -> None:
 def test_a_long_wal_starts_over_between_batches(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_store, "WAL_RESTART_FRAMES", 1000)  # 4 MiB instead of 1 GiB
+    monkeypatch.setattr(checkpoint, "WAL_RESTART_FRAMES", 1000)  # 4 MiB instead of 1 GiB
     path = tmp_path / "w.db"
     wal = tmp_path / "w.db-wal"
     store = SQLiteStore(path)

@@ -14,7 +14,7 @@ from typing import Any
 
 from callpulse.config import SYNCHRONOUS_MODES
 from callpulse.regions import region_of
-from callpulse.store import rollups
+from callpulse.store import checkpoint, rollups
 from callpulse.store.base import (
     RECONCILED,
     CallWrite,
@@ -35,6 +35,7 @@ from callpulse.store.base import (
     stored_call_from_row,
     to_epoch_ms,
 )
+from callpulse.store.checkpoint import Checkpointer
 from callpulse.store.migrations import SQLITE_MIGRATIONS, run_step
 
 _CALL_COLUMNS = (
@@ -47,13 +48,6 @@ _VERSION_COLUMNS = (
 )
 
 
-CHECKPOINT_INTERVAL_S = 0.5  # (more often, its fsyncs of the database slow the writer's commits)
-# Under steady load a PASSIVE checkpoint never finds a moment without a writer, so SQLite never
-# starts the WAL over and the file grows without bound; past this many frames (4 KiB pages, so
-# 1 GiB) the writer thread restarts it between two batches and the file is cut back to this
-# size. That pause lasts tens of ms: rare enough at this size (every ~15 s at full speed, never
-# at a few calls a second, when the WAL starts over by itself).
-WAL_RESTART_FRAMES = 262144
 # Errors about the data itself; every other sqlite3.Error (locked, I/O, disk full) is an outage.
 _REFUSALS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
 # Rows come back with times in epoch milliseconds and JSON as text.
@@ -82,47 +76,6 @@ _INSERT_NEW = (
 _REFRESH_REPEATS = rollups.refresh_repeats(rollups.SQLITE)
 
 
-class _Checkpointer(threading.Thread):
-    """Copies the WAL back into the database off the writer thread.
-
-    SQLite's automatic checkpoint runs inside a committing transaction, so its fsync of the
-    database file would land on the latency of whichever callbacks that batch carries. Only
-    the cutting back of a long WAL (RESTART) is left to the writer thread, between two batches:
-    done here it would hold the write lock while the writer sleeps in SQLite's busy handler,
-    whose waits grow to 100 ms.
-    """
-
-    def __init__(self, store: SQLiteStore) -> None:
-        super().__init__(name="callpulse-checkpoint", daemon=True)
-        self._store = store
-        self.stopping = threading.Event()
-        self.lock = threading.Lock()  # one checkpoint at a time, waited for in Python
-        self.restart_wanted = False
-
-    def run(self) -> None:
-        conn: sqlite3.Connection | None = None
-        while not self.stopping.wait(CHECKPOINT_INTERVAL_S):
-            try:
-                conn = conn or self._store._connect()
-                with self.lock:
-                    _busy, frames, _done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                self.restart_wanted = frames > WAL_RESTART_FRAMES
-            except (sqlite3.Error, StoreUnavailable):
-                conn = None  # the writer reports outages; try again next round
-        if conn is not None:
-            conn.close()
-
-    def restart_if_wanted(self, writer: sqlite3.Connection) -> None:
-        """On the writer thread, outside a transaction: start the WAL over once it is long."""
-        # Not while a PASSIVE checkpoint copies pages: the next batch comes soon enough.
-        if self.restart_wanted and self.lock.acquire(blocking=False):
-            try:
-                writer.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
-                self.restart_wanted = False
-            finally:
-                self.lock.release()
-
-
 class SQLiteStore(Store):
     dialect = rollups.SQLITE
 
@@ -144,7 +97,7 @@ class SQLiteStore(Store):
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}")
         self._local = threading.local()
         self._writer: sqlite3.Connection | None = None
-        self._checkpointer: _Checkpointer | None = None
+        self._checkpointer: Checkpointer | None = None
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -192,9 +145,9 @@ class SQLiteStore(Store):
     def _open_writer(self) -> sqlite3.Connection:
         conn = self._connect()
         conn.execute("PRAGMA wal_autocheckpoint=0")
-        conn.execute(f"PRAGMA journal_size_limit={WAL_RESTART_FRAMES * 4096}")
+        conn.execute(f"PRAGMA journal_size_limit={checkpoint.WAL_RESTART_FRAMES * 4096}")
         if self._checkpointer is None:
-            self._checkpointer = _Checkpointer(self)
+            self._checkpointer = Checkpointer(self._connect)
             self._checkpointer.start()
         return conn
 
