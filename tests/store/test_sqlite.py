@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -70,3 +71,19 @@ def test_a_long_wal_starts_over_between_batches(
             break  # it grew past the limit, then was cut back
     store.close()
     assert max(sizes) > 4 * 1000 * 4096 and sizes[-1] < max(sizes) / 2, sizes[-20:]
+
+
+def test_close_closes_the_readers_of_every_thread(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "r.db")
+    store.upgrade()
+    threads = [threading.Thread(target=store.count_calls) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    readers = list(store._readers)
+    assert len(readers) >= 4
+    store.close()
+    for conn in readers:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            conn.execute("SELECT 1")

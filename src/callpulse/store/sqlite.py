@@ -96,6 +96,8 @@ class SQLiteStore(Store):
         if synchronous not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}")
         self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
         self._checkpointer: Checkpointer | None = None
 
@@ -119,6 +121,8 @@ class SQLiteStore(Store):
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._connect()
+            with self._readers_lock:
+                self._readers.append(conn)  # so close() reaches every thread's connection
         return conn
 
     @contextlib.contextmanager
@@ -452,7 +456,8 @@ class SQLiteStore(Store):
                 self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
             self._writer.close()
             self._writer = None
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+            self._local = threading.local()
+        for conn in readers:
             conn.close()
-            self._local.conn = None
