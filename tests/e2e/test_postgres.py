@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import email.utils
+import random
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -14,6 +17,7 @@ import pytest
 
 from callpulse.config import Settings
 from callpulse.store import Store, open_store
+from tests.store.test_rollups import assert_rollups_match
 from tests.support import ServerProcess, callback_fields, postgres_schema, sign
 
 PG_VERSION = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
@@ -153,3 +157,32 @@ def test_postgres_outage_spools_and_every_acknowledged_callback_arrives_once(
         assert not any((server.workdir / "spool").glob("*.jsonl"))
     finally:
         server.stop()
+
+
+def test_repeat_callers_are_counted_right_when_processes_race(
+    tmp_path: Path, pg_url: str, pg_store: Store
+) -> None:
+    """One caller's calls, a minute apart, arrive at once at three processes: every call after
+    the first is a repeat, whichever transaction commits first."""
+    servers = [start(tmp_path, "a", pg_url, "--workers", "2"), start(tmp_path, "b", pg_url)]
+    base = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    try:
+        for round_ in range(3):
+            calls = [
+                callback_fields(
+                    From=f"+1415555{round_:04d}",
+                    Timestamp=email.utils.format_datetime(base + timedelta(minutes=n)),
+                )
+                for n in range(40)
+            ]
+            random.Random(round_).shuffle(calls)
+            jobs = [(servers[n % 2], fields) for n, fields in enumerate(calls)]
+            with ThreadPoolExecutor(16) as pool, httpx.Client(timeout=10) as client:
+                assert set(pool.map(lambda job: post(client, *job), jobs)) == {200}
+        assert pg_store.count_calls() == 120
+        (repeats,) = pg_store.read("SELECT sum(repeats) FROM rollup_day_total")[0]
+        assert repeats == 3 * 39
+        assert_rollups_match(pg_store)
+    finally:
+        for server in servers:
+            server.stop()

@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from callpulse.callback import WITHHELD
 from callpulse.regions import region_of
 from callpulse.store import rollups
 from callpulse.store.base import (
@@ -31,6 +32,7 @@ from callpulse.store.base import (
     StoreRefused,
     StoreUnavailable,
     WriteOp,
+    call_key,
     quarantine_entry_from_row,
     split_new_calls,
     stored_call_from_row,
@@ -76,6 +78,9 @@ FROM claimed c JOIN batch b USING (account_sid, call_sid)
 RETURNING account_sid, call_sid
 """
 _REFRESH_REPEATS = rollups.refresh_repeats(rollups.POSTGRES)
+_LOCK_CALLERS = (
+    "SELECT pg_advisory_xact_lock(k) FROM (SELECT k FROM unnest(%s::bigint[]) AS k ORDER BY k) s"
+)
 _QUARANTINE_SELECT = (
     "SELECT id, received_at, reason, errors, method, url, headers, body, body_size FROM quarantine"
 )
@@ -209,7 +214,11 @@ class PostgresStore(Store):
         self, conn: psycopg.Connection[Any], ops: Sequence[WriteOp], results: list[SaveResult]
     ) -> list[int]:
         """Claim the keys of every call not stored yet and insert those calls, in one statement
-        (one round trip, its own transaction); return the indexes left for the per-call path."""
+        and its own transaction; return the indexes left for the per-call path.
+
+        The transaction first locks its callers (advisory locks, in one order): a batch with an
+        earlier or later call of the same caller in another process commits before this one
+        reads, so each sees the other's calls when it decides who called again."""
         first, rest = split_new_calls(ops)
         if not first:
             return rest
@@ -224,7 +233,11 @@ class PostgresStore(Store):
             )  # fmt: skip
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
-        inserted = conn.execute(_INSERT_NEW, columns).fetchall()
+        pairs = zip(columns[0], columns[2], strict=True)  # (account, caller)
+        callers = sorted({call_key(account, c) for account, c in pairs if c != WITHHELD})
+        with conn.transaction():
+            conn.execute(_LOCK_CALLERS, (callers,))
+            inserted = conn.execute(_INSERT_NEW, columns).fetchall()
         stored = {(account_sid, call_sid) for account_sid, call_sid in inserted}
         for ident, index in first.items():
             if ident in stored:
