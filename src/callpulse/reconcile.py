@@ -201,12 +201,18 @@ class PeriodicReconcile:
         """Of the workers of one ``serve --workers N`` (same spool folder), one reconciles: the
         one holding the lock file, for as long as it lives; the others keep checking."""
         if self._lock_file is None:
-            self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-            handle = self.lock_path.open("a")
+            try:
+                self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+                handle = self.lock_path.open("a")
+            except OSError as exc:
+                log.warning("reconcile waits: cannot open %s: %s", self.lock_path, exc)
+                return False
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            except OSError as exc:  # held by another worker (or no locks on this file system)
                 handle.close()
+                if not isinstance(exc, BlockingIOError):
+                    log.warning("reconcile waits: cannot lock %s: %s", self.lock_path, exc)
                 return False
             self._lock_file = handle
         return True

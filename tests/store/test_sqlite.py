@@ -76,14 +76,34 @@ def test_a_long_wal_starts_over_between_batches(
 def test_close_closes_the_readers_of_every_thread(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "r.db")
     store.upgrade()
-    threads = [threading.Thread(target=store.count_calls) for _ in range(4)]
+    readers: list[sqlite3.Connection] = []
+    done = threading.Event()
+
+    def read_and_stay() -> None:
+        readers.append(store._reader)
+        done.wait(10)  # alive until the store is closed
+
+    threads = [threading.Thread(target=read_and_stay) for _ in range(4)]
     for thread in threads:
         thread.start()
+    while len(readers) < 4:
+        time.sleep(0.01)
+    store.close()
+    done.set()
     for thread in threads:
         thread.join()
-    readers = list(store._readers)
-    assert len(readers) >= 4
-    store.close()
     for conn in readers:
         with pytest.raises(sqlite3.ProgrammingError, match="closed"):
             conn.execute("SELECT 1")
+
+
+def test_readers_of_ended_threads_are_closed_not_kept(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "r.db")
+    store.upgrade()
+    for _ in range(20):  # a thread pool retiring idle threads, one new thread per request
+        thread = threading.Thread(target=store.count_calls)
+        thread.start()
+        thread.join()
+    store.count_calls()  # a new reader here closes those of the ended threads
+    assert len(store._readers) <= 2
+    store.close()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable
 
 from callpulse.store.base import StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_INTERVAL_S = 0.5  # (more often, its fsyncs of the database slow the writer's commits)
 # Under steady load a PASSIVE checkpoint never finds a moment without a writer, so SQLite never
@@ -41,18 +45,27 @@ class Checkpointer(threading.Thread):
                 conn = conn or self._connect()
                 with self.lock:
                     _busy, frames, _done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                self.restart_wanted = frames > WAL_RESTART_FRAMES
+                    self.restart_wanted = frames > WAL_RESTART_FRAMES
             except (sqlite3.Error, StoreUnavailable):
                 conn = None  # the writer reports outages; try again next round
         if conn is not None:
             conn.close()
 
-    def restart_if_wanted(self, writer: sqlite3.Connection) -> None:
-        """On the writer thread, outside a transaction: start the WAL over once it is long."""
-        # Not while a PASSIVE checkpoint copies pages: the next batch comes soon enough.
-        if self.restart_wanted and self.lock.acquire(blocking=False):
-            try:
-                writer.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
-                self.restart_wanted = False
-            finally:
-                self.lock.release()
+    def restart_if_wanted(self, writer: sqlite3.Connection, busy_timeout_ms: int) -> None:
+        """On the writer thread, outside a transaction: start the WAL over once it is long.
+
+        Never waits: not for a PASSIVE checkpoint copying pages, nor for a reader (a long query,
+        a backup) still using the WAL; the next batch tries again. A failure here concerns the
+        WAL's length only, never the batch just committed."""
+        if not self.restart_wanted or not self.lock.acquire(blocking=False):
+            return
+        try:
+            writer.execute("PRAGMA busy_timeout=0")
+            busy, _frames, _done = writer.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            self.restart_wanted = busy != 0
+        except sqlite3.Error as exc:
+            log.warning("could not start the WAL over, will try again: %s", exc)
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                writer.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            self.lock.release()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -78,9 +78,27 @@ FROM claimed c JOIN batch b USING (account_sid, call_sid)
 RETURNING account_sid, call_sid
 """
 _REFRESH_REPEATS = rollups.refresh_repeats(rollups.POSTGRES)
+# Callers map onto a fixed set of advisory locks (two-key form: this class, a stripe), so a
+# transaction never holds more than CALLER_STRIPES of PostgreSQL's shared lock slots.
+CALLER_LOCK_CLASS = 0x63616C6C
+CALLER_STRIPES = 64
 _LOCK_CALLERS = (
-    "SELECT pg_advisory_xact_lock(k) FROM (SELECT k FROM unnest(%s::bigint[]) AS k ORDER BY k) s"
+    f"SELECT pg_advisory_xact_lock({CALLER_LOCK_CLASS}, k) "
+    "FROM (SELECT k FROM unnest(%s::integer[]) AS k ORDER BY k) s"
 )
+
+
+def caller_stripes(calls: Iterable[CallWrite]) -> list[int]:
+    """The advisory lock stripes of these calls' callers, sorted (withheld callers take none)."""
+    return sorted(
+        {
+            call_key(c.record.account_sid, c.record.from_number) % CALLER_STRIPES
+            for c in calls
+            if c.record.from_number != WITHHELD
+        }
+    )
+
+
 _QUARANTINE_SELECT = (
     "SELECT id, received_at, reason, errors, method, url, headers, body, body_size FROM quarantine"
 )
@@ -199,6 +217,9 @@ class PostgresStore(Store):
         rest.sort(key=lambda i: (*_lock_order(ops[i]), i))
         if rest:
             with conn.transaction():
+                # Corrections may move a call to another caller or time: same locks as inserts.
+                calls = [op for op in (ops[i] for i in rest) if isinstance(op, CallWrite)]
+                conn.execute(_LOCK_CALLERS, (caller_stripes(calls),))
                 for index in rest:
                     op = ops[index]
                     results[index] = (
@@ -233,10 +254,9 @@ class PostgresStore(Store):
             )  # fmt: skip
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
-        pairs = zip(columns[0], columns[2], strict=True)  # (account, caller)
-        callers = sorted({call_key(account, c) for account, c in pairs if c != WITHHELD})
         with conn.transaction():
-            conn.execute(_LOCK_CALLERS, (callers,))
+            firsts = [op for op in (ops[i] for i in first.values()) if isinstance(op, CallWrite)]
+            conn.execute(_LOCK_CALLERS, (caller_stripes(firsts),))
             inserted = conn.execute(_INSERT_NEW, columns).fetchall()
         stored = {(account_sid, call_sid) for account_sid, call_sid in inserted}
         for ident, index in first.items():

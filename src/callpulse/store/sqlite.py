@@ -7,6 +7,7 @@ import functools
 import json
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -96,7 +97,9 @@ class SQLiteStore(Store):
         if synchronous not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}")
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        # Every reader connection with its thread, so close() reaches them all and those of
+        # threads that ended (thread pools retire idle threads) are closed, not leaked.
+        self._readers: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
         self._readers_lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
         self._checkpointer: Checkpointer | None = None
@@ -122,7 +125,15 @@ class SQLiteStore(Store):
         if conn is None:
             conn = self._local.conn = self._connect()
             with self._readers_lock:
-                self._readers.append(conn)  # so close() reaches every thread's connection
+                live = []
+                for entry in self._readers:
+                    thread = entry[0]()
+                    if thread is None or not thread.is_alive():
+                        entry[1].close()  # its thread ended
+                    else:
+                        live.append(entry)
+                self._readers = live
+                self._readers.append((weakref.ref(threading.current_thread()), conn))
         return conn
 
     @contextlib.contextmanager
@@ -175,7 +186,7 @@ class SQLiteStore(Store):
                     self._enforce_quarantine_bounds(conn)
                 conn.execute("COMMIT")
             if self._checkpointer is not None:
-                self._checkpointer.restart_if_wanted(conn)
+                self._checkpointer.restart_if_wanted(conn, self._busy_timeout_ms)
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 try:
@@ -459,5 +470,5 @@ class SQLiteStore(Store):
         with self._readers_lock:
             readers, self._readers = self._readers, []
             self._local = threading.local()
-        for conn in readers:
+        for _thread, conn in readers:
             conn.close()
