@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from callpulse.analytics import Analytics, Filters, QueryError
+from callpulse.analytics import Analytics, BadCursor, Filters, QueryError
 from callpulse.analytics.models import Totals
 from callpulse.callback import WITHHELD, CallRecord
 from callpulse.config import Settings
@@ -173,7 +173,7 @@ def test_bad_questions_name_the_parameter(loaded: tuple[Store, list[CallRecord]]
     with pytest.raises(QueryError) as error:
         analytics.summary(datetime(1, 1, 2, tzinfo=UTC), UNTIL, Filters())
     assert error.value.parameter == "since"
-    with pytest.raises(Analytics.BadCursor):
+    with pytest.raises(BadCursor):
         analytics.calls(SINCE, UNTIL, Filters(), cursor="bm90LWEtY3Vyc29y")
 
 

@@ -114,9 +114,7 @@ class RangeQuery:
         """A subquery of (t, to_number, region, metrics...) rows over the range; without
         ``grouped``, to_number and region may be blank."""
         started = self.dialect.ms("c.started_at")
-        raw_metrics = ", ".join(
-            f"{expr} AS {name}" for name, expr in metric_exprs("c", self.dialect).items()
-        )
+        raw_metrics = ", ".join(f"{expr} AS {name}" for name, expr in metric_exprs("c").items())
         total = self._whole_account() and not grouped
         columns = (
             f"bucket AS t, '' AS to_number, '' AS region, {', '.join(METRICS)}"

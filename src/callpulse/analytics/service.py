@@ -66,8 +66,6 @@ def _group(c: Counters) -> dict[str, Any]:
 class Analytics:
     """Blocking and thread-safe: the web layer calls it from worker threads."""
 
-    BadCursor = listing.BadCursor
-
     def __init__(self, store: Store, settings: Settings, *, use_rollups: bool = True) -> None:
         """``use_rollups=False`` answers everything from raw calls (a baseline for checks)."""
         self.store = store

@@ -220,15 +220,7 @@ class PostgresStore(Store):
                 # Corrections may move a call to another caller or time: same locks as inserts.
                 calls = [op for op in (ops[i] for i in rest) if isinstance(op, CallWrite)]
                 conn.execute(_LOCK_CALLERS, (caller_stripes(calls),))
-                for index in rest:
-                    op = ops[index]
-                    results[index] = (
-                        self._write_known(conn, op)
-                        if isinstance(op, CallWrite)
-                        else self._write_quarantine(conn, op)
-                    )
-                if any(isinstance(ops[index], QuarantineWrite) for index in rest):
-                    self._enforce_quarantine_bounds(conn)
+                self._write_one_by_one(conn, ops, rest, results)
         return results
 
     def _insert_new_calls(

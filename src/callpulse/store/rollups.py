@@ -56,6 +56,8 @@ class Dialect:
     row_id: str  # a calls column that orders calls with equal start times
     mod: str  # the modulo operator in a query with parameters (psycopg wants %% there)
     true: str
+    false: str
+    repeat_window: str  # REPEAT_WINDOW_MS in the type of started_at
 
     def ms(self, column: str) -> str:
         return self.ms_of.format(c=column)
@@ -74,6 +76,8 @@ SQLITE = Dialect(
     row_id="id",
     mod="%",
     true="1",
+    false="0",
+    repeat_window=str(REPEAT_WINDOW_MS),
 )
 POSTGRES = Dialect(
     name="postgres",
@@ -88,18 +92,16 @@ POSTGRES = Dialect(
     row_id="call_id",
     mod="%%",
     true="true",
+    false="false",
+    repeat_window="interval '24 hours'",
 )
 
 
-def metric_exprs(row: str, dialect: Dialect) -> dict[str, str]:
-    """Each metric's contribution of one calls row (``row`` is its alias: new, old, c)."""
+def metric_exprs(row: str) -> dict[str, str]:
+    """Each metric's contribution of one calls row (``row`` is its alias: new, old, c); the
+    same SQL on both backends (is_repeat is boolean on PostgreSQL, 0/1 on SQLite)."""
     completed = f"{row}.status = 'completed'"
     rated = f"{completed} AND {row}.mos IS NOT NULL"
-    repeat = (
-        f"CASE WHEN {row}.is_repeat THEN 1 ELSE 0 END"
-        if dialect.name == "postgres"
-        else f"{row}.is_repeat"
-    )
     return {
         "calls": "1",
         "completed": f"CASE WHEN {completed} THEN 1 ELSE 0 END",
@@ -107,7 +109,7 @@ def metric_exprs(row: str, dialect: Dialect) -> dict[str, str]:
         "duration_s": f"CASE WHEN {completed} THEN {row}.duration_s ELSE 0 END",
         "mos_sum": f"CASE WHEN {rated} THEN {row}.mos ELSE 0 END",
         "mos_n": f"CASE WHEN {rated} THEN 1 ELSE 0 END",
-        "repeats": repeat,
+        "repeats": f"CASE WHEN {row}.is_repeat THEN 1 ELSE 0 END",
     }
 
 
@@ -201,7 +203,7 @@ def _upserts(
                 [([*head, str(kind), bin_expr], [value("1")], condition)
                  for kind, bin_expr, condition in hist_sources(row, dialect)]
                 if family.hist
-                else [(head, [value(e) for e in metric_exprs(row, dialect).values()],
+                else [(head, [value(e) for e in metric_exprs(row).values()],
                        dialect.true)]
             )  # fmt: skip
             for key_values, values, condition in parts:
@@ -234,14 +236,13 @@ def aggregate_statements(source: str, dialect: Dialect, slot_value: str | None =
 def _later_repeats(row: str, dialect: Dialect, extra_from: str = "") -> str:
     """Calls from the same caller in the 24 h after ``row`` become repeats (a call that arrives
     late, or in the same batch, counts for the calls after it)."""
-    window = "interval '24 hours'" if dialect.name == "postgres" else str(REPEAT_WINDOW_MS)
-    flag_true, flag_false = ("true", "false") if dialect.name == "postgres" else ("1", "0")
+    window = dialect.repeat_window
     return (
-        f"UPDATE calls SET is_repeat = {flag_true}{extra_from} "
+        f"UPDATE calls SET is_repeat = {dialect.true}{extra_from} "
         f"WHERE calls.from_number = {row}.from_number AND calls.account_sid = {row}.account_sid "
         f"AND calls.started_at > {row}.started_at "
         f"AND calls.started_at <= {row}.started_at + {window} "
-        f"AND calls.is_repeat = {flag_false} AND {row}.from_number <> '{WITHHELD}'"
+        f"AND calls.is_repeat = {dialect.false} AND {row}.from_number <> '{WITHHELD}'"
     )
 
 
@@ -284,7 +285,7 @@ END $$""",
 
 def repeat_exists(row: str, dialect: Dialect) -> str:
     """Whether the caller of ``row`` called within the 24 h before it."""
-    window = "interval '24 hours'" if dialect.name == "postgres" else str(REPEAT_WINDOW_MS)
+    window = dialect.repeat_window
     return (
         f"({row}.from_number <> '{WITHHELD}' AND EXISTS (SELECT 1 FROM calls p "
         f"WHERE p.from_number = {row}.from_number AND p.account_sid = {row}.account_sid "

@@ -175,15 +175,7 @@ class SQLiteStore(Store):
             rest = self._insert_new_calls(conn, ops, results)
             if rest:
                 conn.execute("BEGIN IMMEDIATE")
-                for index in rest:
-                    op = ops[index]
-                    results[index] = (
-                        self._write_known(conn, op)
-                        if isinstance(op, CallWrite)
-                        else self._write_quarantine(conn, op)
-                    )
-                if any(isinstance(ops[index], QuarantineWrite) for index in rest):
-                    self._enforce_quarantine_bounds(conn)
+                self._write_one_by_one(conn, ops, rest, results)
                 conn.execute("COMMIT")
             if self._checkpointer is not None:
                 self._checkpointer.restart_if_wanted(conn, self._busy_timeout_ms)
