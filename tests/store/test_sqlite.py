@@ -62,15 +62,16 @@ def test_a_long_wal_starts_over_between_batches(
     wal = tmp_path / "w.db-wal"
     store = SQLiteStore(path)
     store.upgrade()
+    limit = 1000 * 4096  # bytes: the file is cut back to this (journal_size_limit)
     sizes = []
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         store.write_batch([call() for _ in range(20)])
         sizes.append(wal.stat().st_size)
-        if max(sizes) > 4 * 1000 * 4096 and sizes[-1] < max(sizes) / 2:
-            break  # it grew past the limit, then was cut back
+        if max(sizes) > limit and sizes[-1] <= limit:
+            break  # it grew past the limit, then was cut back (how far past depends on speed)
     store.close()
-    assert max(sizes) > 4 * 1000 * 4096 and sizes[-1] < max(sizes) / 2, sizes[-20:]
+    assert max(sizes) > limit and sizes[-1] <= limit, (max(sizes), sizes[-20:])
 
 
 def test_close_closes_the_readers_of_every_thread(tmp_path: Path) -> None:
