@@ -45,7 +45,10 @@ class DemoSecrets:
 
 
 def ensure_port_free(port: int, option: str) -> None:
+    # SO_REUSEADDR as the servers bind: connections of a demo just stopped, still in TIME_WAIT,
+    # must not make the port look taken.
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:
