@@ -11,7 +11,7 @@ import math
 import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from callpulse.analytics.models import Totals
 
@@ -90,8 +90,29 @@ def set_last_hour(totals: Totals) -> None:
         LAST_HOUR.labels(name).set(math.nan if value is None else value)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def forget_dead_workers(path: str) -> None:
+    """Drop the live gauges of worker processes that are gone, so a crashed worker's last spool
+    depth or ``database_up 0`` does not stay in the sums for ever; its counters stay."""
+    for name in os.listdir(path):
+        if name.startswith("gauge_live") and name.endswith(".db"):
+            pid = name.removesuffix(".db").rpartition("_")[2]
+            if pid.isdigit() and not _alive(int(pid)):
+                mark_process_dead(int(pid), path)  # type: ignore[no-untyped-call]
+
+
 def exposition() -> bytes:
-    if os.environ.get(MULTIPROC_ENV):
+    if path := os.environ.get(MULTIPROC_ENV):
+        forget_dead_workers(path)
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry)

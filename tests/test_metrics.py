@@ -1,0 +1,69 @@
+"""Metrics shared by `serve --workers N`: what a worker that died leaves behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from callpulse import metrics
+
+WORKER = """
+import sys
+from callpulse import metrics
+metrics.SPOOL_DEPTH.set(float(sys.argv[1]))
+metrics.DATABASE_UP.set(float(sys.argv[2]))
+metrics.outcome("inserted").inc(5)
+print("set", flush=True)
+sys.stdin.read()  # stays alive until its stdin closes
+"""
+
+
+def _worker(directory: Path, spool_depth: int, database_up: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(spool_depth), str(database_up)],
+        env={**os.environ, metrics.MULTIPROC_ENV: str(directory)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "set\n"
+    return proc
+
+
+def _samples(text: bytes) -> dict[str, float]:
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text.decode())
+        for sample in family.samples
+        if sample.name in {"callpulse_spool_depth", "callpulse_database_up"}
+        or sample.labels.get("outcome") == "inserted"
+    }
+
+
+def test_a_dead_workers_gauges_leave_the_sums_and_its_counters_stay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(metrics.MULTIPROC_ENV, str(tmp_path))
+    crashed, alive = _worker(tmp_path, 7, 0), _worker(tmp_path, 2, 1)
+    try:
+        assert _samples(metrics.exposition()) == {
+            "callpulse_spool_depth": 9,
+            "callpulse_database_up": 0,
+            "callpulse_callbacks_total": 10,
+        }
+        crashed.kill()
+        crashed.wait()
+        assert _samples(metrics.exposition()) == {
+            "callpulse_spool_depth": 2,
+            "callpulse_database_up": 1,
+            "callpulse_callbacks_total": 10,
+        }
+    finally:
+        for proc in (crashed, alive):
+            proc.kill()
+            proc.wait()
