@@ -55,6 +55,7 @@ from callpulse.regions import region_of
 from callpulse.store import open_store
 from callpulse.store.migrations import SQLITE_MIGRATIONS, Step, run_step
 from callpulse.store.sqlite import SQLiteStore
+from ingest import clean_env, machine_busy_s, source_version  # the same helpers, one copy
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out"
@@ -251,12 +252,6 @@ def build_database(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
 # -- measuring: CPU of others, disk ------------------------------------------------------------
 
 
-def machine_busy_s() -> float:
-    """CPU seconds the whole machine has been busy since boot."""
-    user, nice, system = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:4]
-    return (int(user) + int(nice) + int(system)) / TICK
-
-
 def own_cpu_s() -> float:
     """CPU seconds of this process and its reaped children (the measured subprocess)."""
     total = 0.0
@@ -413,13 +408,6 @@ def run_vacuum_into(source: Path, workdir: Path) -> Timed:
         f"copy {gib(result.final_bytes)}, others {result.others_cores:.0%} of a core"
     )
     return result
-
-
-def clean_env(**settings: str) -> dict[str, str]:
-    """This environment without any CALLPULSE_* setting, plus ``settings`` (prefix added)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLPULSE_")}
-    env.update({f"CALLPULSE_{k.upper()}": v for k, v in settings.items()})
-    return env
 
 
 def run_cli_upgrade(source: Path, workdir: Path) -> tuple[Timed, Path]:
@@ -671,18 +659,6 @@ def machine() -> str:
         f"phonenumbers {phonenumbers.__version__}, "
         f"fdatasync of 4 KiB in {OUT.name}/: p50 {p50:.2f} ms, p99 {p99:.2f} ms"
     )
-
-
-def source_version() -> str:
-    """The commit measured, and whether src/ differed from it."""
-    repo = BENCH.parent
-    head = subprocess.run(
-        ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "-C", str(repo), "status", "--porcelain", "src"], capture_output=True, text=True
-    ).stdout.strip()
-    return f"{head or 'unknown'}{' + uncommitted src changes' if dirty else ''}"
 
 
 def groups_of(times: list[StepTime]) -> dict[str, float]:
