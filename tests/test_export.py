@@ -30,6 +30,7 @@ EXPECTED = {
     "received_at": "2026-11-27T10:00:01.250Z",
     "source": "callback",
     "extra": {"Direction": "inbound"},
+    "problems": [],
 }
 
 

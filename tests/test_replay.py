@@ -9,7 +9,7 @@ def test_replay_after_adding_a_key_stores_the_call_and_empties_quarantine(
     server: ServerProcess,
 ) -> None:
     rotated = callback_fields()
-    broken = callback_fields(From="not-a-number")
+    broken = callback_fields(CallSid="not an id")
     assert server.post(rotated, key="PSKnew-key").status_code == 403
     assert server.post(broken).status_code == 400
     entries = [

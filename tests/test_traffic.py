@@ -85,7 +85,7 @@ def test_durations_have_a_short_call_bump_and_a_long_tail(calls: list[SimulatedC
 
 
 def test_mos_mostly_good_with_a_poor_tail(calls: list[SimulatedCall]) -> None:
-    mos = [c.mos for c in calls]
+    mos = [c.mos for c in calls if c.mos is not None]
     assert all(1 <= m <= 4.5 and round(m, 2) == m for m in mos)
     assert sum(4.0 <= m <= 4.5 for m in mos) / len(mos) > 0.8
     assert 0.03 < sum(m < 3.5 for m in mos) / len(mos) < 0.15
@@ -102,7 +102,7 @@ def test_lines_have_different_loads_and_the_last_is_the_bad_one(
     def poor_and_failed(line: str) -> tuple[float, float]:
         mine = [c for c in calls if c.to_number == line]
         return (
-            sum(c.mos < 3.5 for c in mine) / len(mine),
+            sum(c.mos is not None and c.mos < 3.5 for c in mine) / len(mine),
             sum(c.status == "failed" for c in mine) / len(mine),
         )
 
@@ -111,11 +111,23 @@ def test_lines_have_different_loads_and_the_last_is_the_bad_one(
     assert bad_poor > 3 * good_poor and bad_failed > 2 * good_failed
 
 
+def test_failed_calls_have_no_score_and_a_few_completed_ones_neither(
+    calls: list[SimulatedCall],
+) -> None:
+    failed = [c for c in calls if c.status == "failed"]
+    completed = [c for c in calls if c.status == "completed"]
+    assert failed and all(c.mos is None and c.duration_s == 0 for c in failed)
+    assert 0.005 < sum(c.mos is None for c in completed) / len(completed) < 0.05
+
+
 def test_callers_from_several_countries_and_some_withheld(calls: list[SimulatedCall]) -> None:
     regions: Counter[str] = Counter()
     for call in calls:
         if call.from_number == WITHHELD_CALLER:
             regions["withheld"] += 1
+            continue
+        if call.from_number.startswith(("sip:", "client:")):
+            regions[call.from_number.partition(":")[0]] += 1
             continue
         number = phonenumbers.parse(call.from_number)
         assert phonenumbers.is_valid_number(number), call.from_number
@@ -123,6 +135,8 @@ def test_callers_from_several_countries_and_some_withheld(calls: list[SimulatedC
     assert {"US", "CA", "GB", "DE", "FR", "MX", "BR", "IN", "AU"} <= set(regions)
     assert regions.most_common(1)[0][0] == "US"
     assert 0.01 < regions["withheld"] / len(calls) < 0.1
+    assert 0.005 < regions["sip"] / len(calls) < 0.05
+    assert 0.002 < regions["client"] / len(calls) < 0.05
 
 
 def test_some_callers_call_again_within_hours(calls: list[SimulatedCall]) -> None:

@@ -1,4 +1,11 @@
-"""The inbound call status callback: raw fields in, a validated CallRecord out."""
+"""The inbound call status callback: raw fields in, a CallRecord and its data problems out.
+
+A callback whose signature verified is the provider's word that a call happened, so it is
+always stored: only a call that cannot be keyed (CallSid, AccountSid) is refused. Every other
+field is parsed when it can be and otherwise left empty, with a ``Problem`` that keeps the raw
+value and says why — never an invented value (no MOS 0 for "no score", no duration 0 for
+"absent").
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
-REQUIRED_FIELDS = (
+from callpulse import text
+
+DOCUMENTED_FIELDS = (
     "CallSid",
     "AccountSid",
     "From",
@@ -22,7 +31,8 @@ REQUIRED_FIELDS = (
     "CallDuration",
     "AudioInMos",
 )
-CALL_STATUSES = frozenset(
+KEY_FIELDS = ("CallSid", "AccountSid")
+KNOWN_STATUSES = frozenset(
     {
         "completed",
         "failed",
@@ -36,20 +46,29 @@ CALL_STATUSES = frozenset(
         "canceled",
     }
 )
+UNKNOWN_STATUS = "unknown"
 WITHHELD = "withheld"
 WITHHELD_CALLER_IDS = frozenset(
     {"", "anonymous", "restricted", "unknown", "private", "unavailable", "withheld"}
 )
 MAX_DURATION_S = 7 * 24 * 3600  # anything longer is a sender bug that would poison averages
-_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+# Call times every backend and partition scheme holds; outside it a time is a sender's error.
+EARLIEST_CALL = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_CALL = datetime(2100, 1, 1, tzinfo=UTC)
 _SID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-_DIGITS = re.compile(r"[0-9]{1,9}")
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+_STATUS = re.compile(r"[a-z][a-z_-]{0,31}")
+_WHOLE = re.compile(r"[0-9]{1,9}")
+_DECIMAL = re.compile(r"[0-9]{1,9}\.[0-9]{0,6}")
+_UNIX = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
+_WEEKDAY = re.compile(r"^\s*[A-Za-z]{2,9}\.?,\s*")
+_LONG_MONTH = re.compile(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?", re.I)
 
 Fields = dict[str, Any]
 
 
 class CallbackError(ValueError):
-    """The payload is not a valid status callback; ``errors`` maps each bad field to why."""
+    """The payload is not a callback that can be stored; ``errors`` maps each field to why."""
 
     def __init__(self, errors: Mapping[str, str]) -> None:
         self.errors = dict(errors)
@@ -57,26 +76,42 @@ class CallbackError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Problem:
+    """A field that could not be taken as sent: its raw value (as text) and why."""
+
+    field: str
+    value: str
+    why: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "value": self.value, "why": self.why}
+
+
+@dataclass(frozen=True, slots=True)
 class CallRecord:
     account_sid: str
     call_sid: str
-    from_number: str  # E.164, or WITHHELD for a withheld caller id
+    from_number: str  # E.164, SIP URI, client:name, WITHHELD, or anything else as sent
     to_number: str
-    started_at: datetime  # UTC
+    started_at: datetime  # UTC; the time of receipt when the Timestamp could not be used
     status: str
-    duration_s: int
-    mos: float | None  # None only for calls recovered from the Calls API without a MOS
+    duration_s: int | None  # None: not sent (a failed call) or not usable (a Problem says)
+    mos: float | None  # None: no score (a call without audio, or a Problem says why)
     extra: dict[str, Any] = field(default_factory=dict)
+    problems: tuple[Problem, ...] = ()
+
+    def problem(self, name: str) -> Problem | None:
+        return next((p for p in self.problems if p.field == name), None)
 
 
 def decode_form(body: bytes) -> list[tuple[str, str]]:
     """``parse_qsl(..., keep_blank_values=True)``, without unquoting what needs none."""
     try:
-        text = body.decode("utf-8")
+        decoded = body.decode("utf-8")
     except UnicodeDecodeError:
         raise CallbackError({"body": "form body is not valid UTF-8"}) from None
     pairs = []
-    for part in text.split("&"):
+    for part in decoded.split("&"):
         if not part:
             continue
         name, _, value = part.partition("=")
@@ -90,11 +125,17 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    return fields_from_pairs(pairs)
+
+
 def decode_json(body: bytes) -> Fields:
     try:
-        data = json.loads(body, parse_constant=_no_constant)
+        data = json.loads(body, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
     # ValueError covers JSONDecodeError, UnicodeDecodeError, NaN/Infinity and integers over
     # Python's digit limit; RecursionError a deeply nested body. None of them may become a 500.
+    except CallbackError:
+        raise
     except (ValueError, RecursionError) as exc:
         raise CallbackError({"body": f"invalid JSON ({exc})"}) from None
     if not isinstance(data, dict):
@@ -102,11 +143,13 @@ def decode_json(body: bytes) -> Fields:
     return data
 
 
-def fields_from_pairs(pairs: list[tuple[str, str]]) -> Fields:
+def fields_from_pairs(pairs: list[tuple[str, Any]]) -> Fields:
+    """Form, query or JSON pairs as fields; a documented field given twice is ambiguous (which
+    one did the sender mean?), the same in every encoding."""
     fields: Fields = {}
     duplicated = []
     for name, value in pairs:
-        if name in fields and name in REQUIRED_FIELDS:
+        if name in fields and name in DOCUMENTED_FIELDS:
             duplicated.append(name)
         fields[name] = value
     if duplicated:
@@ -114,140 +157,180 @@ def fields_from_pairs(pairs: list[tuple[str, str]]) -> Fields:
     return fields
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+def raw_text(value: Any) -> str:
+    """A field's raw value as text, for a Problem: strings as they are, the rest as JSON."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+# -- field parsers: each returns (value, why-not or None) ----------------------------------
 
 
 def _sid(value: Any) -> str:
-    text = _text(value)
-    if text is None or not _SID.fullmatch(text):
+    if not isinstance(value, str) or not _SID.fullmatch(value):
         raise ValueError("must be 1-64 letters, digits, '-' or '_'")
-    return text
+    return value
 
 
-def _number(value: Any) -> str:
-    text = _text(value)
-    if text is None or not _E164.fullmatch(text):
-        raise ValueError(
-            f"must be an E.164 number: '+' then up to 15 digits, e.g. +15551234567; got {value!r}"
-        )
-    return text
+def party(value: Any, name: str) -> tuple[str, str | None]:
+    """A caller or called party as stored: E.164, SIP URI, client identifier, WITHHELD for a
+    withheld caller id, or any other text as sent (with a problem)."""
+    if value is None:
+        return (WITHHELD, f"{name} is missing") if name == "From" else ("", "missing")
+    if not isinstance(value, str):
+        return (raw_text(value), "not text")
+    if name == "From" and value.strip().lower() in WITHHELD_CALLER_IDS:
+        return WITHHELD, None
+    if not value.strip():
+        return "", "empty"
+    if _E164.fullmatch(value) or value.lower().startswith(("sip:", "sips:", "client:")):
+        return value, None
+    hint = " (a '+' sent unencoded in a form body arrives as a space)" if value[0] == " " else ""
+    return value, f"not an E.164 number, SIP URI or client identifier{hint}"
 
 
-def _caller(value: Any) -> str:
-    text = _text(value)
-    if text is not None and text.strip().lower() in WITHHELD_CALLER_IDS:
-        return WITHHELD
-    return _number(value)
+def _normalized_rfc2822(value: str) -> str:
+    """Variants ``email.utils`` rejects: a long weekday or month (``Thur, 20 Sept 2018``)."""
+    return _LONG_MONTH.sub(lambda m: m.group(1), _WEEKDAY.sub("", value))
 
 
-def _timestamp(value: Any) -> datetime:
-    text = _text(value) or ""
-    try:
-        parsed = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        parsed = _iso_time(text)
-    if parsed.tzinfo is None:  # RFC 2822 "-0000": time in UTC, origin zone unknown
-        parsed = parsed.replace(tzinfo=UTC)
-    try:
-        utc = parsed.astimezone(UTC)
-    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is past datetime.max in UTC
-        raise ValueError(f"is out of range in UTC; got {text!r}") from None
-    # Whole milliseconds, what every backend stores: bucket and cursor arithmetic stays exact.
-    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
-
-
-def _iso_time(text: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(
-            "must be an RFC 2822 date such as 'Thu, 04 Apr 2024 18:32:15 +0000' "
-            f"(or ISO 8601 with an offset); got {text!r}"
-        ) from None
-    if parsed.tzinfo is None:
-        raise ValueError(f"ISO 8601 time needs a UTC offset such as +00:00; got {text!r}")
-    return parsed
-
-
-def _status(value: Any) -> str:
-    if value not in CALL_STATUSES:
-        raise ValueError(f"must be one of {', '.join(sorted(CALL_STATUSES))}; got {value!r}")
-    return str(value)
-
-
-def _duration(value: Any) -> int:
+def _parse_time(value: Any) -> tuple[datetime | None, str | None]:
+    if value is None or value == "":
+        return None, "missing"
     if isinstance(value, bool):
-        value = None
-    if isinstance(value, int):
-        seconds = value
-    elif isinstance(value, str) and _DIGITS.fullmatch(value):
-        seconds = int(value)
-    else:
-        raise ValueError(f"must be a whole number of seconds such as '142'; got {value!r}")
+        return None, "not a time"
+    candidate: datetime | None = None
+    try:
+        if isinstance(value, int | float) or (
+            isinstance(value, str) and _UNIX.fullmatch(value.strip())
+        ):
+            candidate = datetime.fromtimestamp(float(value), UTC)
+        elif isinstance(value, str):
+            candidate = _parse_text_time(value.strip())
+    except (ValueError, OverflowError, OSError, TypeError, IndexError):
+        candidate = None
+    if candidate is None:
+        return None, (
+            "unparseable: expected RFC 2822 ('Thu, 04 Apr 2024 18:32:15 +0000'), ISO 8601 "
+            "or Unix seconds"
+        )
+    try:
+        utc = candidate.astimezone(UTC)
+    except (OverflowError, ValueError):  # e.g. 9999-12-31T23:59:59-01:00 is past datetime.max
+        return None, "out of range"
+    if not EARLIEST_CALL <= utc < LATEST_CALL:
+        return None, f"out of range ({EARLIEST_CALL.year}-{LATEST_CALL.year - 1})"
+    # Whole milliseconds, what every backend stores: bucket and cursor arithmetic stays exact.
+    return utc.replace(microsecond=utc.microsecond // 1000 * 1000), None
+
+
+def _parse_text_time(value: str) -> datetime | None:
+    for attempt in (value, _normalized_rfc2822(value)):
+        try:
+            parsed = email.utils.parsedate_to_datetime(attempt)
+        except (TypeError, ValueError, IndexError):
+            continue
+        # RFC 2822 "-0000": the time is UTC, the sender's zone unknown.
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    parsed = datetime.fromisoformat(value)  # raises ValueError when it is not ISO 8601 either
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _status(value: Any) -> tuple[str, str | None]:
+    if value is None or value == "":
+        return UNKNOWN_STATUS, "missing: stored as unknown"
+    if isinstance(value, str) and _STATUS.fullmatch(value.strip().lower()):
+        status = value.strip().lower()
+        return status, None if status in KNOWN_STATUSES else "not a known call status"
+    return UNKNOWN_STATUS, "not a call status: stored as unknown"
+
+
+def _duration(value: Any, completed: bool) -> tuple[int | None, str | None]:
+    if value is None or value == "":
+        # Voice status callbacks carry CallDuration only for completed calls.
+        return None, "missing" if completed else None
+    seconds: float | None = None
+    if (isinstance(value, int | float) and not isinstance(value, bool)) or (
+        isinstance(value, str) and (_WHOLE.fullmatch(value) or _DECIMAL.fullmatch(value))
+    ):
+        seconds = float(value)
+    if seconds is None or math.isnan(seconds):
+        return None, "not a number of seconds such as '142'"
     if not 0 <= seconds <= MAX_DURATION_S:
-        raise ValueError(f"must be between 0 and {MAX_DURATION_S} seconds; got {seconds}")
-    return seconds
+        return None, f"out of range (0-{MAX_DURATION_S} seconds)"
+    return math.floor(seconds + 0.5), None
 
 
-def _mos(value: Any) -> float:
+def _mos(value: Any, completed: bool) -> tuple[float | None, str | None]:
+    if value is None or value == "":
+        return None, "missing" if completed else None
     try:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise ValueError
         mos = float(value)
     except (ValueError, OverflowError):  # OverflowError: a JSON integer too big for a float
-        raise ValueError(f"must be a number from 1 to 5 such as '4.5'; got {value!r}") from None
+        return None, "not a number such as '4.5'"
+    if mos == 0:  # "no score": the expected value of a call without audio
+        return None, "0 means no score" if completed else None
     if math.isnan(mos) or not 1.0 <= mos <= 5.0:
-        raise ValueError(f"must be a number from 1 to 5 such as '4.5'; got {value!r}")
-    return mos
+        return None, "out of range (1-5)"
+    return mos, None
 
 
-_FIELD_PARSERS = {
-    "CallSid": _sid,
-    "AccountSid": _sid,
-    "From": _caller,
-    "To": _number,
-    "Timestamp": _timestamp,
-    "CallStatus": _status,
-    "CallDuration": _duration,
-    "AudioInMos": _mos,
-}
+def parse_callback(fields: Mapping[str, Any], received_at: datetime | None = None) -> CallRecord:
+    """The call these fields describe; raises CallbackError only when it cannot be keyed.
 
-
-def parse_callback(fields: Mapping[str, Any], may_lack: frozenset[str] = frozenset()) -> CallRecord:
-    """Validate every documented field at once, so the error names all that is wrong.
-
-    ``may_lack`` names fields a source other than the callback may not have (None then)."""
-    values: dict[str, Any] = {}
+    ``received_at`` (default: now) stands in for a Timestamp that cannot be used, and a Problem
+    says so."""
     errors: dict[str, str] = {}
-    for name, parse in _FIELD_PARSERS.items():
+    keys: dict[str, str] = {}
+    for name in KEY_FIELDS:
         if name not in fields:
-            if name in may_lack:
-                values[name] = None
-            else:
-                errors[name] = "required field is missing"
+            errors[name] = "required field is missing"
             continue
         try:
-            values[name] = parse(fields[name])
+            keys[name] = _sid(fields[name])
         except ValueError as exc:
             errors[name] = str(exc)
     if errors:
         raise CallbackError(errors)
+    cleaned, changed = text.clean_fields(fields)
+    problems = [Problem(name, raw, text.WHY) for name, raw in changed]
+    found: dict[str, Any] = {}
+
+    def take(name: str, parsed: tuple[Any, str | None]) -> None:
+        value, why = parsed
+        found[name] = value
+        if why is not None:
+            problems.append(Problem(name, raw_text(cleaned.get(name)), why))
+
+    take("CallStatus", _status(cleaned.get("CallStatus")))
+    completed = found["CallStatus"] == "completed"
+    take("From", party(cleaned.get("From"), "From"))
+    take("To", party(cleaned.get("To"), "To"))
+    started_at, why = _parse_time(cleaned.get("Timestamp"))
+    take("Timestamp", (started_at, why and f"{why}; the time of receipt is used"))
+    take("CallDuration", _duration(cleaned.get("CallDuration"), completed))
+    take("AudioInMos", _mos(cleaned.get("AudioInMos"), completed))
+    received = (received_at or datetime.now(UTC)).astimezone(UTC)
     return CallRecord(
-        account_sid=values["AccountSid"],
-        call_sid=values["CallSid"],
-        from_number=values["From"],
-        to_number=values["To"],
-        started_at=values["Timestamp"],
-        status=values["CallStatus"],
-        duration_s=values["CallDuration"],
-        mos=values["AudioInMos"],
-        extra={k: v for k, v in fields.items() if k not in _FIELD_PARSERS},
+        account_sid=keys["AccountSid"],
+        call_sid=keys["CallSid"],
+        from_number=found["From"],
+        to_number=found["To"],
+        started_at=started_at or received.replace(microsecond=received.microsecond // 1000 * 1000),
+        status=found["CallStatus"],
+        duration_s=found["CallDuration"],
+        mos=found["AudioInMos"],
+        extra={k: v for k, v in cleaned.items() if k not in DOCUMENTED_FIELDS},
+        problems=tuple(sorted(problems, key=lambda p: p.field)),
     )
 
 
 def to_fields(record: CallRecord) -> dict[str, str]:
-    """The record as the sender would post it (used by the simulator and tests)."""
+    """The record as the sender would post it (used by the simulator and tests); fields with
+    no value are sent empty, as real senders do."""
     fields = {
         "CallSid": record.call_sid,
         "AccountSid": record.account_sid,
@@ -255,7 +338,7 @@ def to_fields(record: CallRecord) -> dict[str, str]:
         "To": record.to_number,
         "Timestamp": email.utils.format_datetime(record.started_at),
         "CallStatus": record.status,
-        "CallDuration": str(record.duration_s),
+        "CallDuration": "" if record.duration_s is None else str(record.duration_s),
         "AudioInMos": "" if record.mos is None else repr(record.mos),
     }
     fields.update({k: str(v) for k, v in record.extra.items()})

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from callpulse.store.base import StoredCall
+from callpulse.store.base import StoredCall, problems_to_json
 
 COLUMNS = (
     "call_sid",
@@ -23,6 +23,7 @@ COLUMNS = (
     "received_at",
     "source",
     "extra",
+    "problems",
 )
 TEXT_FORMATS = ("jsonl", "csv")
 FORMATS = (*TEXT_FORMATS, "parquet")
@@ -50,6 +51,7 @@ def call_to_row(call: StoredCall) -> dict[str, Any]:
         "received_at": iso_utc(call.received_at, "milliseconds"),  # sorts as text
         "source": call.source,
         "extra": r.extra,
+        "problems": [p.as_dict() for p in r.problems],
     }
 
 
@@ -65,6 +67,7 @@ def _csv(calls: Iterable[StoredCall], out: IO[str]) -> Iterator[None]:
     for call in calls:
         row = call_to_row(call)
         row["extra"] = json.dumps(row["extra"], sort_keys=True, ensure_ascii=False)
+        row["problems"] = json.dumps(row["problems"], ensure_ascii=False)
         writer.writerow(row)
         yield None
 
@@ -82,7 +85,8 @@ def write_calls(calls: Iterable[StoredCall], out: IO[str], fmt: str) -> Iterator
 def write_parquet(calls: Iterable[StoredCall], path: Path) -> Iterator[int]:
     """Write calls to a Parquet file in row groups; yields the number of calls each one held.
 
-    Times are UTC timestamps (milliseconds), ``extra`` a JSON string, ``mos`` nullable."""
+    Times are UTC timestamps (milliseconds), ``extra`` and ``problems`` JSON strings,
+    ``duration_s`` and ``mos`` nullable."""
     import pyarrow as pa  # a large import, needed only here
     import pyarrow.parquet as pq
 
@@ -100,6 +104,7 @@ def write_parquet(calls: Iterable[StoredCall], path: Path) -> Iterator[int]:
             ("received_at", timestamp),
             ("source", pa.string()),
             ("extra", pa.string()),
+            ("problems", pa.string()),
         ]
     )
 
@@ -109,7 +114,8 @@ def write_parquet(calls: Iterable[StoredCall], path: Path) -> Iterator[int]:
             r = call.record
             values = (r.call_sid, r.account_sid, r.from_number, r.to_number, r.started_at,
                       r.status, r.duration_s, r.mos, call.received_at, call.source,
-                      json.dumps(r.extra, sort_keys=True, ensure_ascii=False))  # fmt: skip
+                      json.dumps(r.extra, sort_keys=True, ensure_ascii=False),
+                      problems_to_json(r.problems))  # fmt: skip
             for name, value in zip(schema.names, values, strict=True):
                 columns[name].append(value)
         return pa.record_batch([pa.array(columns[n], schema.field(n).type) for n in schema.names],

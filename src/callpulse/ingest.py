@@ -111,7 +111,7 @@ class CallbackGate:
                     403, "signature", {"X-SignalWire-Signature": str(exc)}, "signature check failed"
                 ) from None
         try:
-            record = parse_callback(fields)
+            record = parse_callback(fields, raw.received_at)
         except CallbackError as exc:
             raise Rejected(400, "invalid", exc.errors, "invalid callback") from None
         return CallWrite(record, raw.received_at)
@@ -189,6 +189,9 @@ class Ingestor:
             log.error("callback %s not stored: %s", write.record.call_sid, exc)
             return Answer(503, {"error": "storage unavailable, retry later"})
         metrics.outcome(result.value).inc()
+        problems = write.record.problems
+        if problems and result in (SaveResult.INSERTED, SaveResult.UPDATED):
+            metrics.count_problems(problems)
         if result is SaveResult.REFUSED:
             return Answer(
                 500,
@@ -197,6 +200,10 @@ class Ingestor:
                     "error": "the database refused this callback; "
                     "it is kept in quarantine (callpulse quarantine list)",
                 },
+            )
+        if problems:  # so whoever tests a sender by hand sees what was not taken as sent
+            return Answer(
+                200, {"result": result.value, "problems": [p.as_dict() for p in problems]}
             )
         return Answer(200, {"result": result.value})
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 import functools
 import math
 import os
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from callpulse.analytics.models import Totals
+from callpulse.callback import DOCUMENTED_FIELDS, Problem
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -31,6 +33,21 @@ CALLBACKS = Counter(
 def outcome(name: str) -> Counter:
     """The outcome's counter child, looked up once: labels() takes a lock on every call."""
     return CALLBACKS.labels(name)
+
+
+DATA_PROBLEMS = Counter(
+    "callpulse_data_problems",
+    "Fields of stored callbacks that could not be taken as sent, by field",
+    ["field"],
+    registry=REGISTRY,
+)
+
+
+def count_problems(problems: Iterable[Problem]) -> None:
+    for problem in problems:
+        # Known fields by name; the rest (invalid text in extra fields) as one label.
+        name = problem.field if problem.field in DOCUMENTED_FIELDS else "other"
+        DATA_PROBLEMS.labels(name).inc()
 
 
 LATENCY = Histogram(

@@ -74,7 +74,7 @@ def is_finished_inbound(call: ApiCall) -> bool:
     return call.direction == "inbound" and call.status in FINAL_STATUSES
 
 
-def record_of(call: ApiCall, account_sid: str) -> CallRecord:
+def record_of(call: ApiCall, account_sid: str, received_at: datetime) -> CallRecord:
     """The call as its status callback would have carried it, validated and normalised by the
     callback's own parser (withheld callers, E.164, ranges)."""
     fields = {
@@ -84,11 +84,13 @@ def record_of(call: ApiCall, account_sid: str) -> CallRecord:
         "To": call.to,
         "Timestamp": "" if call.start_time is None else rfc2822(call.start_time),
         "CallStatus": call.status,
-        "CallDuration": str(call.duration_s or 0),
     }
-    if call.mos is not None:  # the callback always carries a MOS, the Calls API not always
+    # What the API leaves out stays out: the parser's rules (and problems) as for a callback.
+    if call.duration_s is not None:
+        fields["CallDuration"] = str(call.duration_s)
+    if call.mos is not None:
         fields["AudioInMos"] = repr(call.mos)
-    return parse_callback(fields, may_lack=frozenset({"AudioInMos"}))
+    return parse_callback(fields, received_at)
 
 
 def calls_in(
@@ -141,13 +143,14 @@ def reconcile(
         if not is_finished_inbound(call):
             continue
         summary.finished_inbound += 1
+        received_at = datetime.now(UTC)
         try:
-            record = record_of(call, client.project_id)
+            record = record_of(call, client.project_id, received_at)
         except CallbackError as exc:
             summary.unreadable += 1
             log.warning("call %s from the Calls API is not stored: %s", call.sid, exc)
             continue
-        pending.append(CallWrite(record, received_at=datetime.now(UTC), source=RECONCILED))
+        pending.append(CallWrite(record, received_at=received_at, source=RECONCILED))
         if len(pending) >= batch_size:
             flush()
     if pending:

@@ -37,11 +37,12 @@ class Tally:
     completed: int = 0
     failed: int = 0
     mos_sum: float = 0.0
+    mos_n: int = 0  # completed calls sent with a MOS: what the receiver's MOS figures cover
     answers: Counter[str] = field(default_factory=Counter)
 
     @property
     def mean_mos(self) -> float | None:
-        return self.mos_sum / self.calls if self.calls else None
+        return self.mos_sum / self.mos_n if self.mos_n else None
 
     @property
     def accepted(self) -> int:
@@ -51,7 +52,9 @@ class Tally:
         self.calls += 1
         self.completed += call.status == "completed"
         self.failed += call.status == "failed"
-        self.mos_sum += call.mos
+        if call.status == "completed" and call.mos is not None:
+            self.mos_sum += call.mos
+            self.mos_n += 1
         self.answers[answer] += 1
 
 
@@ -105,7 +108,7 @@ class EmulatorSender:
             "From": call.from_number,
             "CallStatus": call.status,
             "CallDuration": str(call.duration_s),
-            "AudioInMos": str(call.mos),
+            "AudioInMos": "" if call.mos is None else str(call.mos),
             "Timestamp": email.utils.format_datetime(call.started_at.astimezone(UTC)),
             "Wait": "true",
         }

@@ -5,7 +5,8 @@ The shapes follow what the dashboards are built to show: a daily pattern (quiet 
 and afternoon peaks, lighter weekends), callers from several countries and some withheld, lines
 with different loads and one bad line, a few percent failures, IVR hang-ups beside log-normal
 conversations, MOS mostly 4.0-4.5 (the E-model tops out near 4.5) with a poor tail, and callers
-who call again within hours.
+who call again within hours. As real senders do, a failed call comes without a MOS, and a few
+completed ones too; a few callers are SIP URIs or client identifiers.
 """
 
 from __future__ import annotations
@@ -46,7 +47,15 @@ _CALLER_TEMPLATES: tuple[tuple[float, tuple[str, ...]], ...] = (
     (0.03, ("+6129XXXXXXX", "+6138XXXXXXX", "+6141XXXXXXX")),  # AU
 )
 _WITHHELD_SHARE = 0.04
-_COUNTRY_WEIGHTS = [weight for weight, _ in _CALLER_TEMPLATES] + [_WITHHELD_SHARE]
+# SIP endpoints and SDK clients call numbers too; they have no country.
+_SIP_SHARE = 0.015
+_CLIENT_SHARE = 0.01
+_SIP_DOMAINS = ("example.com", "pbx.example.net", "voip.example.org")
+_COUNTRY_WEIGHTS = [weight for weight, _ in _CALLER_TEMPLATES] + [
+    _WITHHELD_SHARE,
+    _SIP_SHARE,
+    _CLIENT_SHARE,
+]
 
 # Relative arrival rate at each hour of a weekday (interpolated linearly in between).
 _HOURLY = (
@@ -65,6 +74,7 @@ _POOR_SHARE = 0.05
 _BAD_LINE_POOR_SHARE = 0.35
 _IVR_HANGUP_SHARE = 0.12
 _REPEAT_SHARE = 0.12
+_UNSCORED_SHARE = 0.02  # completed calls the sender sends without a MOS
 _REPEAT_WITHIN = timedelta(hours=6)
 
 
@@ -84,7 +94,7 @@ class SimulatedCall:
     started_at: datetime
     status: str  # "completed" or "failed"
     duration_s: int  # 0 for a failed call
-    mos: float  # 1-5, two decimals
+    mos: float | None  # 1-5, two decimals; None for a failed call and a few completed ones
 
 
 class TrafficModel:
@@ -121,7 +131,7 @@ class TrafficModel:
             started_at=started_at,
             status="failed" if failed else "completed",
             duration_s=duration,
-            mos=self._mos(bad),
+            mos=None if failed or rng.random() < _UNSCORED_SHARE else self._mos(bad),
         )
 
     def arrivals(self, start: datetime, end: datetime, calls_per_day: float) -> Iterator[datetime]:
@@ -160,6 +170,10 @@ class TrafficModel:
         country = rng.choices(range(len(_COUNTRY_WEIGHTS)), _COUNTRY_WEIGHTS)[0]
         if country == len(_CALLER_TEMPLATES):
             return WITHHELD_CALLER
+        if country == len(_CALLER_TEMPLATES) + 1:
+            return f"sip:user{rng.randint(100, 999)}@{rng.choice(_SIP_DOMAINS)}"
+        if country == len(_CALLER_TEMPLATES) + 2:
+            return f"client:agent{rng.randint(1, 99)}"
         template = rng.choice(_CALLER_TEMPLATES[country][1])
         return "".join(
             str(rng.randint(2, 9)) if c == "N" else str(rng.randint(0, 9)) if c == "X" else c

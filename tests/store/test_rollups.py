@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callpulse.callback import WITHHELD, CallRecord
+from callpulse.callback import WITHHELD, CallRecord, Problem
 from callpulse.config import Settings
 from callpulse.regions import region_of
 from callpulse.store import Store, open_store
@@ -26,7 +26,8 @@ from tests.analytics.truth import is_repeat
 from tests.support import BACKENDS, backend_database
 
 START = datetime(2026, 5, 30, 22, 0, tzinfo=UTC)
-CALLERS = ("+14155550100", "+442079460000", "+33612345678", WITHHELD)
+CALLERS = ("+14155550100", "+442079460000", "+33612345678", "sip:a@example.com", WITHHELD)
+PROBLEM = Problem("AudioInMos", "7.2", "out of range (1-5)")
 
 write = st.builds(
     dict,
@@ -38,7 +39,8 @@ write = st.builds(
     to=st.sampled_from(["+18005550001", "+18005550002"]),
     account=st.sampled_from(["AC1", "AC2"]),
     status=st.sampled_from(["completed", "completed", "failed", "busy"]),
-    duration=st.integers(0, 5000),
+    duration=st.one_of(st.none(), st.integers(0, 5000)),
+    problem=st.booleans(),
     mos=st.one_of(st.none(), st.integers(1000, 5000).map(lambda m: m / 1000)),
 )
 
@@ -57,6 +59,7 @@ def to_writes(plan: list[dict[str, Any]]) -> list[CallWrite]:
             status=step["status"],
             duration_s=step["duration"] if step["status"] == "completed" else 0,
             mos=step["mos"],
+            problems=(PROBLEM,) if step["problem"] else (),
         )
         known = latest.get(step["call"])
         if known is not None:  # same call: a correction may change all but its identity
@@ -82,8 +85,10 @@ def recompute(calls: list[CallRecord]) -> tuple[dict[Any, Any], dict[Any, int]]:
         ms = int(call.started_at.timestamp() * 1000)
         completed = call.status == "completed"
         rated = completed and call.mos is not None
-        values = [1, completed, call.status == "failed", call.duration_s if completed else 0,
-                  call.mos if rated else 0, rated, is_repeat(call, calls)]  # fmt: skip
+        timed = completed and call.duration_s is not None
+        values = [1, completed, call.status == "failed", call.duration_s if timed else 0,
+                  call.mos if rated else 0, rated, is_repeat(call, calls), timed,
+                  bool(call.problems)]  # fmt: skip
         for level, size in LEVELS.items():
             bucket = ms - ms % size
             for key in (
@@ -99,7 +104,8 @@ def recompute(calls: list[CallRecord]) -> tuple[dict[Any, Any], dict[Any, int]]:
                 if rated:
                     assert call.mos is not None
                     hist[(*hist_key, 0, int(call.mos * 100 + 1e-9))] += 1
-                if completed:
+                if timed:
+                    assert call.duration_s is not None
                     hist[(*hist_key, 1, duration_bin(call.duration_s))] += 1
     return dict(metrics), dict(hist)
 

@@ -8,6 +8,7 @@ from callpulse.callback import parse_callback
 from callpulse.config import Settings
 from callpulse.store import Store, open_store
 from callpulse.store.base import CallWrite, QuarantineWrite, SaveResult
+from callpulse.store.migrations import SQLITE_MIGRATIONS
 from tests.support import callback_fields
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
@@ -26,7 +27,12 @@ def junk(n: int, at: datetime = NOW) -> QuarantineWrite:
 
 def test_migrations_are_recorded_and_idempotent(database_url: str) -> None:
     store = open_store(Settings(database_url=database_url))
-    names = ["0001_calls_history_quarantine", "0002_rollups_regions_repeats"]
+    names = [m.name for m in SQLITE_MIGRATIONS]
+    assert names[:3] == [
+        "0001_calls_history_quarantine",
+        "0002_rollups_regions_repeats",
+        "0003_data_problems",
+    ]
     assert [(s.name, s.applied_at) for s in store.migration_status()] == [(n, None) for n in names]
     assert store.upgrade() == names
     assert store.upgrade() == []

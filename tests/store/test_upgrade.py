@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from callpulse.callback import parse_callback
 from callpulse.config import Settings
 from callpulse.store import open_store
+from callpulse.store.base import CallWrite, SaveResult
 from callpulse.store.migrations import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, run_step
 from callpulse.store.postgres import PostgresStore
 from callpulse.store.sqlite import SQLiteStore
@@ -71,7 +73,7 @@ def test_postgres_upgrade_keeps_calls_and_builds_rollups(postgres_url: str) -> N
 
 
 def check_upgraded(store: Any) -> None:
-    assert store.upgrade() == ["0002_rollups_regions_repeats"]
+    assert store.upgrade() == ["0002_rollups_regions_repeats", "0003_data_problems"]
     calls = {c.record.call_sid: c.record for c in store.iter_calls()}
     assert sorted(calls) == ["CA1", "CA2", "CA3"]
     assert [(c.from_number, c.status, c.duration_s, c.mos) for c in calls.values()] == [
@@ -82,4 +84,14 @@ def check_upgraded(store: Any) -> None:
     assert_rollups_match(store)
     (repeats,) = store.read("SELECT sum(repeats) FROM rollup_day")[0]
     assert repeats == 1  # CA2: the same caller within 24 h
+    # After 0003 a call may have no duration and carries its data problems.
+    fields = {"CallSid": "CA4", "AccountSid": "AC1", "From": "sip:a@example.com",
+              "To": "+18005550001", "Timestamp": "Thu, 28 May 2026 20:00:00 +0000",
+              "CallStatus": "completed", "AudioInMos": "9"}  # fmt: skip
+    record = parse_callback(fields)
+    assert store.write_batch([CallWrite(record, datetime.now(UTC))]) == [SaveResult.INSERTED]
+    stored = store.get_call("AC1", "CA4")
+    assert stored is not None and stored.record == record
+    assert (record.duration_s, record.mos, len(record.problems)) == (None, None, 2)
+    assert_rollups_match(store)
     store.close()

@@ -10,7 +10,7 @@ from typing import Any
 
 from callpulse.analytics.models import CallItem, CallPage, Filters, QuarantineItem, QuarantinePage
 from callpulse.store import Store
-from callpulse.store.base import call_key, from_epoch_ms
+from callpulse.store.base import call_key, from_epoch_ms, problems_from_json
 
 
 class BadCursor(ValueError):
@@ -40,13 +40,13 @@ def _call_columns(store: Store) -> str:
     return (
         f"c.account_sid, c.call_sid, c.from_number, c.to_number, c.region, "
         f"{d.ms('c.started_at')}, c.status, c.duration_s, c.mos, {d.ms('c.received_at')}, "
-        f"c.source, c.version, c.{d.row_id}"
+        f"c.source, c.version, c.problems, c.{d.row_id}"
     )
 
 
 def _item(row: Any) -> CallItem:
     (account_sid, call_sid, from_number, to_number, region, started_ms, status, duration_s, mos,
-     received_ms, source, version, _row_id) = row  # fmt: skip
+     received_ms, source, version, problems, _row_id) = row  # fmt: skip
     return CallItem.model_validate(
         {
             "account_sid": account_sid,
@@ -61,6 +61,7 @@ def _item(row: Any) -> CallItem:
             "received_at": from_epoch_ms(int(received_ms)),
             "source": source,
             "version": version,
+            "problems": [p.as_dict() for p in problems_from_json(problems)],
         }
     )
 
@@ -74,6 +75,7 @@ def list_calls(
     status: str | None,
     cursor: str | None,
     limit: int,
+    with_problems: bool = False,
 ) -> CallPage:
     d = store.dialect
     p = d.param
@@ -89,6 +91,8 @@ def list_calls(
         if value is not None:
             conditions.append(f"{column} = {p}")
             params.append(value)
+    if with_problems:
+        conditions.append("problems <> '[]'")
     if cursor is not None:
         before_ms, before_id = _decode(cursor, 2)
         conditions.append(
@@ -101,7 +105,7 @@ def list_calls(
         [*params, limit + 1],
     )
     page = rows[:limit]
-    next_cursor = _encode([int(page[-1][5]), int(page[-1][12])]) if len(rows) > limit else None
+    next_cursor = _encode([int(page[-1][5]), int(page[-1][-1])]) if len(rows) > limit else None
     return CallPage(calls=[_item(row) for row in page], next_cursor=next_cursor)
 
 

@@ -28,6 +28,8 @@ class MosBand(BaseModel):
 
 
 class MosStats(BaseModel):
+    scored: int = Field(description="completed calls with a MOS: what every MOS figure covers")
+    coverage: float | None = Field(description="scored / completed calls")
     mean: float | None
     p05: float | None
     p50: float | None
@@ -39,6 +41,7 @@ class MosStats(BaseModel):
 
 class DurationStats(BaseModel):
     total_s: int = Field(description="talk time of completed calls")
+    timed: int = Field(description="completed calls with a duration: what these figures cover")
     acd_s: float | None = Field(description="average duration of completed calls")
     p50_s: float | None
     p90_s: float | None
@@ -65,6 +68,7 @@ class Totals(BaseModel):
         description="calls from a caller who had called within the 24 h before"
     )
     busiest_hour: BusiestHour | None
+    problems: int = Field(description="calls stored with data problems (fields not taken as sent)")
 
 
 class Summary(Totals):
@@ -89,6 +93,7 @@ class GroupRow(BaseModel):
     success_rate: float | None
     mos_mean: float | None
     acd_s: float | None
+    problems: int = Field(description="calls with data problems")
 
 
 class NumberRow(GroupRow):
@@ -100,6 +105,12 @@ class RegionRow(GroupRow):
     region: str
 
 
+class DataProblem(BaseModel):
+    field: str
+    value: str = Field(description="the raw value as received")
+    why: str
+
+
 class CallItem(BaseModel):
     account_sid: str
     call_sid: str
@@ -108,11 +119,14 @@ class CallItem(BaseModel):
     region: str
     started_at: datetime
     status: str
-    duration_s: int
-    mos: float | None = Field(description="absent only for calls recovered without a MOS")
+    duration_s: int | None = Field(description="absent when not sent or not usable")
+    mos: float | None = Field(description="absent when the call had no score")
     received_at: datetime
     source: str = Field(description="callback, or reconciled (recovered from the Calls API)")
     version: int
+    problems: list[DataProblem] = Field(
+        description="fields not taken as sent: the raw value and why"
+    )
 
     model_config = {"populate_by_name": True}
 

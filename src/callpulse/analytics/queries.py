@@ -35,13 +35,16 @@ class Counters:
     mos_sum: float = 0.0
     mos_n: int = 0
     repeats: int = 0
+    duration_n: int = 0  # completed calls with a duration: what talk-time averages cover
+    problems: int = 0  # calls with at least one data problem
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Counters:
-        calls, completed, failed, duration_s, mos_sum, mos_n, repeats = (v or 0 for v in row)
+        (calls, completed, failed, duration_s, mos_sum, mos_n, repeats, duration_n,
+         problems) = (v or 0 for v in row)  # fmt: skip
         return cls(
             int(calls), int(completed), int(failed), int(duration_s), float(mos_sum),
-            int(mos_n), int(repeats),
+            int(mos_n), int(repeats), int(duration_n), int(problems),
         )  # fmt: skip
 
 

@@ -59,7 +59,8 @@ def _group(c: Counters) -> dict[str, Any]:
         failed=c.failed,
         success_rate=ratio(c.completed, c.completed + c.failed),
         mos_mean=_mos_mean(c),
-        acd_s=ratio(c.duration_s, c.completed),
+        acd_s=ratio(c.duration_s, c.duration_n),
+        problems=c.problems,
     ).model_dump()
 
 
@@ -94,6 +95,8 @@ class Analytics:
             failed=counters.failed,
             success_rate=ratio(counters.completed, counters.completed + counters.failed),
             mos=MosStats(
+                scored=counters.mos_n,
+                coverage=ratio(counters.mos_n, counters.completed),
                 mean=_mos_mean(counters),
                 p05=_scaled(percentile(hist.mos, 0.05)),
                 p50=_scaled(percentile(hist.mos, 0.50)),
@@ -104,7 +107,8 @@ class Analytics:
             ),
             duration=DurationStats(
                 total_s=counters.duration_s,
-                acd_s=ratio(counters.duration_s, counters.completed),
+                timed=counters.duration_n,
+                acd_s=ratio(counters.duration_s, counters.duration_n),
                 p50_s=percentile(hist.duration, 0.50, duration_bin_width),
                 p90_s=percentile(hist.duration, 0.90, duration_bin_width),
             ),
@@ -113,6 +117,7 @@ class Analytics:
             ),
             short_call_threshold_s=self.short_call_s,
             repeat_callers=counters.repeats,
+            problems=counters.problems,
             busiest_hour=(
                 BusiestHour(
                     start=from_epoch_ms(busiest[0]),
@@ -187,11 +192,12 @@ class Analytics:
         status: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
+        with_problems: bool = False,
     ) -> CallPage:
         query = self._query(since, until, filters)
         return listing.list_calls(
             self.store, query.start_ms, query.end_ms, filters,
-            status=status, cursor=cursor, limit=limit,
+            status=status, cursor=cursor, limit=limit, with_problems=with_problems,
         )  # fmt: skip
 
     def call(self, call_sid: str, account_sid: str | None = None) -> CallItem | None:

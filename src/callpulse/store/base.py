@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from callpulse.callback import CallRecord
+from callpulse.callback import CallRecord, Problem
 from callpulse.errors import CallpulseError
 from callpulse.store.rollups import Dialect
 
@@ -46,19 +46,20 @@ class CallWrite:
     def fingerprint(self) -> int:
         """Identifies the callback's content, so a retry is told from a real update."""
         r = self.record
-        canonical = json.dumps(
-            [
-                r.from_number,
-                r.to_number,
-                r.started_at.isoformat(),
-                r.status,
-                r.duration_s,
-                r.mos,
-                r.extra,
-            ],
-            sort_keys=True,
-            separators=(",", ":"),
-        )
+        timestamp = r.problem("Timestamp")
+        content: list[Any] = [
+            r.from_number,
+            r.to_number,
+            # A time of receipt differs on every retry: what identifies it is what was sent.
+            r.started_at.isoformat() if timestamp is None else ["raw", timestamp.value],
+            r.status,
+            r.duration_s,
+            r.mos,
+            r.extra,
+        ]
+        if r.problems:  # (calls without problems keep the fingerprints they always had)
+            content.append([[p.field, p.value] for p in r.problems])
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return int.from_bytes(
             hashlib.blake2b(canonical.encode(), digest_size=8).digest(), "big", signed=True
         )
@@ -137,6 +138,15 @@ def prune_boundary(cutoff: datetime) -> datetime:
     return cutoff.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+def problems_to_json(problems: Sequence[Problem]) -> str:
+    return json.dumps([p.as_dict() for p in problems], ensure_ascii=False)
+
+
+def problems_from_json(value: Any) -> tuple[Problem, ...]:
+    items = json.loads(value) if isinstance(value, str) else value or []
+    return tuple(Problem(p["field"], p["value"], p["why"]) for p in items)
+
+
 def to_epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -157,9 +167,9 @@ def stored_call_from_row(
     decode_json: Callable[[Any], Any] = _same,
 ) -> StoredCall:
     """A row of (from, to, started_at, status, duration_s, mos, extra, received_at, source,
-    version) as a StoredCall; each backend says how its times and JSON come back."""
+    version, problems) as a StoredCall; each backend says how its times and JSON come back."""
     (from_number, to_number, started_at, status, duration_s, mos, extra, received_at, source,
-     version) = row  # fmt: skip
+     version, problems) = row  # fmt: skip
     record = CallRecord(
         account_sid=account_sid,
         call_sid=call_sid,
@@ -170,6 +180,7 @@ def stored_call_from_row(
         duration_s=duration_s,
         mos=mos,
         extra=decode_json(extra),
+        problems=problems_from_json(problems),
     )
     return StoredCall(record, decode_time(received_at), source, version)
 
@@ -211,6 +222,7 @@ def op_to_json(op: WriteOp) -> dict[str, Any]:
                 "duration_s": r.duration_s,
                 "mos": r.mos,
                 "extra": r.extra,
+                "problems": [p.as_dict() for p in r.problems],
             },
         }
     return {
@@ -240,6 +252,7 @@ def op_from_json(data: dict[str, Any]) -> WriteOp:
             duration_s=r["duration_s"],
             mos=r["mos"],
             extra=r["extra"],
+            problems=problems_from_json(r.get("problems")),  # absent in older spool files
         )
         return CallWrite(record, received_at, data["source"])
     return QuarantineWrite(

@@ -165,9 +165,9 @@ SQLITE_MIGRATIONS = (
             "ALTER TABLE call_history_v2 RENAME TO call_history",
             "CREATE INDEX call_history_by_call ON call_history (call_id)",
             _backfill_regions(rollups.SQLITE.param),
-            *rollups.tables(rollups.SQLITE),
-            *rollups.sqlite_triggers(),
-            *rollups.rebuild_statements(rollups.SQLITE),
+            *rollups.tables(rollups.SQLITE, rollups.METRICS_0002),
+            *rollups.sqlite_triggers(rollups.METRICS_0002),
+            *rollups.rebuild_statements(rollups.SQLITE, rollups.METRICS_0002),
         ),
     ),
 )
@@ -252,9 +252,94 @@ POSTGRES_MIGRATIONS = (
             "ALTER TABLE calls ADD COLUMN is_repeat boolean NOT NULL DEFAULT false",
             "CREATE INDEX calls_by_caller ON calls (from_number, started_at)",
             _backfill_regions(rollups.POSTGRES.param),
-            *rollups.tables(rollups.POSTGRES),
+            *rollups.tables(rollups.POSTGRES, rollups.METRICS_0002),
+            *rollups.postgres_triggers(rollups.METRICS_0002),
+            *rollups.rebuild_statements(rollups.POSTGRES, rollups.METRICS_0002),
+        ),
+    ),
+)
+
+
+def _sqlite_drop_not_null(table: str, column_definition: str) -> Callable[[Any], None]:
+    """Drop a NOT NULL constraint in place, as SQLite documents for constraint-only changes
+    (https://www.sqlite.org/lang_altertable.html#otheralter): the rows on disk do not change,
+    so a table of millions of calls is not copied."""
+
+    def edit(conn: Any) -> None:
+        (version,) = conn.execute("PRAGMA schema_version").fetchone()
+        (sql,) = conn.execute(
+            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()
+        new_sql = sql.replace(f"{column_definition} NOT NULL", column_definition, 1)
+        if new_sql == sql:
+            raise RuntimeError(f"{table}: no '{column_definition} NOT NULL' in {sql!r}")
+        conn.execute("PRAGMA writable_schema = ON")
+        try:
+            conn.execute(
+                "UPDATE sqlite_schema SET sql = ? WHERE type = 'table' AND name = ?",
+                (new_sql, table),
+            )
+            conn.execute(f"PRAGMA schema_version = {int(version) + 1}")
+        finally:
+            conn.execute("PRAGMA writable_schema = OFF")
+        (check,) = conn.execute(f"PRAGMA quick_check({table})").fetchone()
+        if check != "ok":
+            raise RuntimeError(f"{table}: quick_check after the schema edit: {check}")
+
+    return edit
+
+
+def _rollup_metric_columns(dialect: rollups.Dialect) -> list[str]:
+    """The metrics 0003 adds, on every counter table; completed calls had a duration until now."""
+    statements = []
+    for level in rollups.LEVELS:
+        for family in rollups.FAMILIES:
+            if family.hist:
+                continue
+            table = family.table(level)
+            for metric in rollups.METRICS[len(rollups.METRICS_0002) :]:
+                statements.append(
+                    f"ALTER TABLE {table} ADD COLUMN {metric} {dialect.int_type} NOT NULL DEFAULT 0"
+                )
+            statements.append(f"UPDATE {table} SET duration_n = completed")
+    return statements
+
+
+# Data problems: a signed callback is stored whatever its measurement fields hold, so a call may
+# have no duration, and carries the problems of its fields (JSON text, '[]' when none).
+# PostgreSQL gets a default partition, so a stray start time cannot create partitions at will.
+SQLITE_MIGRATIONS = (
+    *SQLITE_MIGRATIONS,
+    Migration(
+        "0003_data_problems",
+        (
+            _sqlite_drop_not_null("calls", "duration_s INTEGER"),
+            _sqlite_drop_not_null("call_history", "duration_s INTEGER"),
+            "ALTER TABLE calls ADD COLUMN problems TEXT NOT NULL DEFAULT '[]'",
+            "ALTER TABLE call_history ADD COLUMN problems TEXT NOT NULL DEFAULT '[]'",
+            *_rollup_metric_columns(rollups.SQLITE),
+            "DROP TRIGGER calls_rollup_insert",
+            "DROP TRIGGER calls_rollup_update",
+            *rollups.sqlite_triggers(),
+        ),
+    ),
+)
+POSTGRES_MIGRATIONS = (
+    *POSTGRES_MIGRATIONS,
+    Migration(
+        "0003_data_problems",
+        (
+            "ALTER TABLE calls ALTER COLUMN duration_s DROP NOT NULL",
+            "ALTER TABLE call_history ALTER COLUMN duration_s DROP NOT NULL",
+            "ALTER TABLE calls ADD COLUMN problems text NOT NULL DEFAULT '[]'",
+            "ALTER TABLE call_history ADD COLUMN problems text NOT NULL DEFAULT '[]'",
+            *_rollup_metric_columns(rollups.POSTGRES),
+            "DROP TRIGGER calls_rollup_insert ON calls",
+            "DROP TRIGGER calls_rollup_update ON calls",
+            "DROP FUNCTION calls_rollup_insert()",
+            "DROP FUNCTION calls_rollup_update()",
             *rollups.postgres_triggers(),
-            *rollups.rebuild_statements(rollups.POSTGRES),
+            "CREATE TABLE calls_default PARTITION OF calls DEFAULT",
         ),
     ),
 )

@@ -33,6 +33,7 @@ from callpulse.store.base import (
     StoreUnavailable,
     WriteOp,
     call_key,
+    problems_to_json,
     quarantine_entry_from_row,
     split_new_calls,
     stored_call_from_row,
@@ -42,15 +43,19 @@ from callpulse.store.migrations import POSTGRES_MIGRATIONS, run_step
 
 MIGRATION_LOCK = 0x63616C6C70  # pg_advisory_xact_lock key: one upgrader at a time
 PARTITIONS_AHEAD = 2  # months of partitions created before calls arrive for them
+# Months before the current one that get a partition of their own when calls arrive for them;
+# calls outside the window (reconciled long ago, stray clocks) go to the default partition.
+PARTITIONS_BEHIND = 13
+DEFAULT_PARTITION = "calls_default"
 RETRIES = 3  # deadlocks between racing batches are retried before giving up
 
 _CALL_COLUMNS = (
     "c.from_number, c.to_number, c.started_at, c.status, c.duration_s, c.mos, c.extra, "
-    "c.received_at, c.source, c.version"
+    "c.received_at, c.source, c.version, c.problems"
 )
 _VERSION_COLUMNS = (
     "account_sid, from_number, to_number, started_at, status, duration_s, mos, extra, "
-    "received_at, source, fingerprint, version"
+    "received_at, source, problems, fingerprint, version"
 )
 # Claiming the keys and inserting the calls in one statement makes the common case one round
 # trip; a retry racing on another process waits on its key, then takes the per-call path.
@@ -59,9 +64,9 @@ WITH batch AS (
     SELECT * FROM unnest(
         %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::text[],
         %s::integer[], %s::float8[], %s::json[], %s::timestamptz[], %s::text[], %s::text[],
-        %s::bigint[]
+        %s::text[], %s::bigint[]
     ) AS b (account_sid, call_sid, from_number, to_number, started_at, status, duration_s, mos,
-            extra, received_at, source, region, fingerprint)
+            extra, received_at, source, problems, region, fingerprint)
 ), claimed AS (
     INSERT INTO call_keys (account_sid, call_sid, started_at, fingerprint)
     SELECT account_sid, call_sid, started_at, fingerprint FROM batch
@@ -69,10 +74,10 @@ WITH batch AS (
     RETURNING account_sid, call_sid, call_id
 )
 INSERT INTO calls (call_id, account_sid, call_sid, from_number, to_number, started_at, status,
-                   duration_s, mos, extra, received_at, source, region, fingerprint, is_repeat,
-                   version)
+                   duration_s, mos, extra, received_at, source, problems, region, fingerprint,
+                   is_repeat, version)
 SELECT c.call_id, b.account_sid, b.call_sid, b.from_number, b.to_number, b.started_at, b.status,
-       b.duration_s, b.mos, b.extra, b.received_at, b.source, b.region, b.fingerprint,
+       b.duration_s, b.mos, b.extra, b.received_at, b.source, b.problems, b.region, b.fingerprint,
        {rollups.repeat_exists("b", rollups.POSTGRES)}, 1
 FROM claimed c JOIN batch b USING (account_sid, call_sid)
 RETURNING account_sid, call_sid
@@ -193,8 +198,10 @@ class PostgresStore(Store):
     # -- writes -----------------------------------------------------------------------------
 
     def write_batch(self, ops: Sequence[WriteOp]) -> list[SaveResult]:
+        window = self._partition_window()
         months = {month_start(op.record.started_at) for op in ops if isinstance(op, CallWrite)}
         months |= {next_month(month) for month in months}  # the next one ahead of time
+        months = {month for month in months if window[0] <= month <= window[1]}
         for attempt in range(RETRIES):
             try:
                 self.ensure_partitions(months)
@@ -236,7 +243,7 @@ class PostgresStore(Store):
         if not first:
             return rest
         # Sorted claims take key locks in one global order: racing batches cannot deadlock.
-        columns: list[list[Any]] = [[] for _ in range(13)]
+        columns: list[list[Any]] = [[] for _ in range(14)]
         for (account_sid, call_sid), index in sorted(first.items()):
             op = ops[index]
             assert isinstance(op, CallWrite)
@@ -271,6 +278,7 @@ class PostgresStore(Store):
             json.dumps(r.extra, sort_keys=True),
             op.received_at,
             op.source,
+            problems_to_json(r.problems),
         )
 
     def _write_known(self, conn: psycopg.Connection[Any], op: CallWrite) -> SaveResult:
@@ -302,7 +310,7 @@ class PostgresStore(Store):
         conn.execute(
             "UPDATE calls SET from_number = %s, to_number = %s, started_at = %s, status = %s, "
             "duration_s = %s, mos = %s, extra = %s, received_at = %s, source = %s, "
-            "region = %s, fingerprint = %s, version = version + 1 "
+            "problems = %s, region = %s, fingerprint = %s, version = version + 1 "
             "WHERE account_sid = %s AND started_at = %s AND call_id = %s",
             (*self._values(op), region_of(r.from_number), fp, r.account_sid, started_at, call_id),
         )
@@ -358,6 +366,18 @@ class PostgresStore(Store):
         ).fetchall()
         return {name for (name,) in rows}
 
+    @staticmethod
+    def _partition_window() -> tuple[datetime, datetime]:
+        """The first and last month that get partitions of their own."""
+        now = month_start(datetime.now(UTC))
+        months = now.year * 12 + now.month - 1
+        first = months - PARTITIONS_BEHIND
+        last = months + PARTITIONS_AHEAD
+        return (
+            now.replace(year=first // 12, month=first % 12 + 1),
+            now.replace(year=last // 12, month=last % 12 + 1),
+        )
+
     def ensure_partitions(self, months: set[datetime]) -> None:
         """Create the monthly partitions of ``calls`` these months need (outside any batch)."""
         missing = {m for m in months if partition_name(m) not in self._partitions}
@@ -373,15 +393,35 @@ class PostgresStore(Store):
                 with contextlib.suppress(
                     psycopg.errors.DuplicateTable, psycopg.errors.UniqueViolation
                 ):
-                    conn.execute(
-                        sql.SQL(
-                            "CREATE TABLE IF NOT EXISTS {} PARTITION OF calls "
-                            "FOR VALUES FROM ({}) TO ({})"
-                        ).format(
-                            sql.Identifier(name), sql.Literal(start), sql.Literal(next_month(start))
-                        )
-                    )
+                    self._create_partition(conn, name, start, DEFAULT_PARTITION in self._partitions)
                 self._partitions.add(name)
+
+    @staticmethod
+    def _create_partition(
+        conn: psycopg.Connection[Any], name: str, start: datetime, take_from_default: bool
+    ) -> None:
+        """A month's partition, taking over what the default partition holds of that month
+        (attaching it would fail otherwise); the rows only move, so rollups stay as they are."""
+        table = sql.Identifier(name)
+        bounds = (sql.Literal(start), sql.Literal(next_month(start)))
+        with conn.transaction():
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE {} (LIKE calls INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+                ).format(table)
+            )
+            if take_from_default:
+                conn.execute(
+                    sql.SQL(
+                        "WITH moved AS (DELETE FROM {} WHERE started_at >= {} AND started_at < {} "
+                        "RETURNING *) INSERT INTO {} SELECT * FROM moved"
+                    ).format(sql.Identifier(DEFAULT_PARTITION), *bounds, table)
+                )
+            conn.execute(
+                sql.SQL(
+                    "ALTER TABLE calls ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})"
+                ).format(table, *bounds)
+            )
 
     def _months_ahead(self) -> set[datetime]:
         month = month_start(datetime.now(UTC))
@@ -395,7 +435,8 @@ class PostgresStore(Store):
         """Drop every monthly partition that ends at or before ``cutoff``; return calls removed."""
         removed = 0
         with self._conn() as conn:
-            names = sorted(self._existing_partitions(conn))
+            names = sorted(self._existing_partitions(conn) - {DEFAULT_PARTITION})
+            removed += self._prune_default(conn, cutoff)
             for name in names:
                 start = datetime.strptime(name, "calls_p%Y_%m").replace(tzinfo=UTC)
                 end = next_month(start)
@@ -415,6 +456,20 @@ class PostgresStore(Store):
                     conn.execute("DELETE FROM call_keys WHERE started_at < %s", (end,))
                 self._partitions.discard(name)
         return removed
+
+    @staticmethod
+    def _prune_default(conn: psycopg.Connection[Any], cutoff: datetime) -> int:
+        """Calls before ``cutoff`` in the default partition, removed row by row."""
+        with conn.transaction():
+            rows = conn.execute(
+                "DELETE FROM calls_default WHERE started_at < %s RETURNING account_sid, call_id",
+                (cutoff,),
+            ).fetchall()
+            if rows:
+                ids = [call_id for _account, call_id in rows]
+                conn.execute("DELETE FROM call_history WHERE call_id = ANY(%s)", (ids,))
+                conn.execute("DELETE FROM call_keys WHERE call_id = ANY(%s)", (ids,))
+        return len(rows)
 
     # -- schema -----------------------------------------------------------------------------
 
@@ -500,7 +555,7 @@ class PostgresStore(Store):
     def call_history(self, account_sid: str, call_sid: str) -> list[StoredCall]:
         rows = self.read(
             "SELECT h.from_number, h.to_number, h.started_at, h.status, h.duration_s, h.mos, "
-            "h.extra, h.received_at, h.source, h.version FROM call_history h "
+            "h.extra, h.received_at, h.source, h.version, h.problems FROM call_history h "
             "JOIN call_keys k USING (call_id) WHERE k.account_sid = %s AND k.call_sid = %s "
             "ORDER BY h.version",
             (account_sid, call_sid),

@@ -24,7 +24,17 @@ LEVELS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
 REPEAT_WINDOW_MS = 86_400_000  # a caller calling again within 24 h is a repeat caller
 WITHHELD = "withheld"
 MOS_KIND, DURATION_KIND = 0, 1
-METRICS = ("calls", "completed", "failed", "duration_s", "mos_sum", "mos_n", "repeats")
+METRICS = (
+    "calls",
+    "completed",
+    "failed",
+    "duration_s",
+    "mos_sum",
+    "mos_n",
+    "repeats",
+    "duration_n",
+    "problems",
+)
 GROUP_KEYS = ("account_sid", "to_number", "region")
 HIST_KEYS = ("account_sid", "to_number")
 
@@ -102,14 +112,17 @@ def metric_exprs(row: str) -> dict[str, str]:
     same SQL on both backends (is_repeat is boolean on PostgreSQL, 0/1 on SQLite)."""
     completed = f"{row}.status = 'completed'"
     rated = f"{completed} AND {row}.mos IS NOT NULL"
+    timed = f"{completed} AND {row}.duration_s IS NOT NULL"
     return {
         "calls": "1",
         "completed": f"CASE WHEN {completed} THEN 1 ELSE 0 END",
         "failed": f"CASE WHEN {row}.status = 'failed' THEN 1 ELSE 0 END",
-        "duration_s": f"CASE WHEN {completed} THEN {row}.duration_s ELSE 0 END",
+        "duration_s": f"CASE WHEN {timed} THEN {row}.duration_s ELSE 0 END",
         "mos_sum": f"CASE WHEN {rated} THEN {row}.mos ELSE 0 END",
         "mos_n": f"CASE WHEN {rated} THEN 1 ELSE 0 END",
         "repeats": f"CASE WHEN {row}.is_repeat THEN 1 ELSE 0 END",
+        "duration_n": f"CASE WHEN {timed} THEN 1 ELSE 0 END",
+        "problems": f"CASE WHEN {row}.problems <> '[]' THEN 1 ELSE 0 END",
     }
 
 
@@ -122,7 +135,11 @@ def hist_sources(row: str, dialect: Dialect) -> list[tuple[int, str, str]]:
             dialect.mos_bin.format(m=f"{row}.mos"),
             f"{completed} AND {row}.mos IS NOT NULL",
         ),
-        (DURATION_KIND, DURATION_BIN_SQL.format(d=f"{row}.duration_s"), completed),
+        (
+            DURATION_KIND,
+            DURATION_BIN_SQL.format(d=f"{row}.duration_s"),
+            f"{completed} AND {row}.duration_s IS NOT NULL",
+        ),
     ]
 
 
@@ -159,11 +176,16 @@ def _key_columns(family: Family, dialect: Dialect) -> list[str]:
     ]
 
 
-def _value_columns(family: Family) -> tuple[str, ...]:
-    return ("n",) if family.hist else METRICS
+# The metrics of migration 0002; 0003 added the rest. Migrations name theirs, so that what an
+# old migration creates does not change as metrics are added.
+METRICS_0002 = METRICS[:7]
 
 
-def tables(dialect: Dialect) -> list[str]:
+def _value_columns(family: Family, metrics: tuple[str, ...] = METRICS) -> tuple[str, ...]:
+    return ("n",) if family.hist else metrics
+
+
+def tables(dialect: Dialect, metrics: tuple[str, ...] = METRICS) -> list[str]:
     i, r = dialect.int_type, dialect.real_type
     types = {"bucket": i, "kind": "integer", "bin": "integer", "slot": "integer", "mos_sum": r}
     statements = []
@@ -171,7 +193,7 @@ def tables(dialect: Dialect) -> list[str]:
         for family in FAMILIES:
             keys = _key_columns(family, dialect)
             columns = [f"{c} {types.get(c, 'TEXT')} NOT NULL" for c in keys]
-            columns += [f"{c} {types.get(c, i)} NOT NULL" for c in _value_columns(family)]
+            columns += [f"{c} {types.get(c, i)} NOT NULL" for c in _value_columns(family, metrics)]
             statements.append(
                 f"CREATE TABLE {family.table(level)} ({', '.join(columns)}, "
                 f"PRIMARY KEY ({', '.join(keys)})){dialect.table_suffix}"
@@ -190,7 +212,12 @@ def _bucket(row: str, size: int, dialect: Dialect) -> str:
 
 
 def _upserts(
-    row: str, dialect: Dialect, value: Callable[[str], str], source: str, slot: list[str]
+    row: str,
+    dialect: Dialect,
+    value: Callable[[str], str],
+    source: str,
+    slot: list[str],
+    metrics: tuple[str, ...],
 ) -> list[str]:
     """One upsert per rollup table (two per histogram table: MOS and duration) of what ``row``
     contributes; ``value`` wraps each contribution (signed, or summed over ``source``)."""
@@ -198,13 +225,14 @@ def _upserts(
     for level, size in LEVELS.items():
         for family in FAMILIES:
             table, keys = family.table(level), _key_columns(family, dialect)
+            columns = _value_columns(family, metrics)
+            exprs = metric_exprs(row)
             head = [_bucket(row, size, dialect), *(f"{row}.{k}" for k in family.keys)]
             parts = (
                 [([*head, str(kind), bin_expr], [value("1")], condition)
                  for kind, bin_expr, condition in hist_sources(row, dialect)]
                 if family.hist
-                else [(head, [value(e) for e in metric_exprs(row).values()],
-                       dialect.true)]
+                else [(head, [value(exprs[m]) for m in metrics], dialect.true)]
             )  # fmt: skip
             for key_values, values, condition in parts:
                 group_by = (
@@ -214,23 +242,32 @@ def _upserts(
                 )
                 # (the WHERE also lets SQLite parse INSERT ... SELECT ... ON CONFLICT)
                 statements.append(
-                    f"INSERT INTO {table} ({', '.join([*keys, *_value_columns(family)])}) "
+                    f"INSERT INTO {table} ({', '.join([*keys, *columns])}) "
                     f"SELECT {', '.join([*key_values, *slot, *values])}{source} "
-                    f"WHERE {condition}{group_by} " + _upsert(table, keys, _value_columns(family))
+                    f"WHERE {condition}{group_by} " + _upsert(table, keys, columns)
                 )
     return statements
 
 
-def row_statements(row: str, sign: int, dialect: Dialect) -> list[str]:
+def row_statements(
+    row: str, sign: int, dialect: Dialect, metrics: tuple[str, ...] = METRICS
+) -> list[str]:
     """Add (sign 1) or remove (sign -1) one calls row: the body of a row trigger."""
     slot = [dialect.slot] if dialect.slot else []
-    return _upserts(row, dialect, lambda e: f"{sign} * ({e})", "", slot)
+    return _upserts(row, dialect, lambda e: f"{sign} * ({e})", "", slot, metrics)
 
 
-def aggregate_statements(source: str, dialect: Dialect, slot_value: str | None = None) -> list[str]:
+def aggregate_statements(
+    source: str,
+    dialect: Dialect,
+    slot_value: str | None = None,
+    metrics: tuple[str, ...] = METRICS,
+) -> list[str]:
     """Add every row of ``source`` (calls columns plus ``sign``: 1 adds, -1 removes)."""
     slot = [slot_value or dialect.slot or ""] if dialect.slot else []
-    return _upserts("c", dialect, lambda e: f"sum(c.sign * ({e}))", f" FROM {source} c", slot)
+    return _upserts(
+        "c", dialect, lambda e: f"sum(c.sign * ({e}))", f" FROM {source} c", slot, metrics
+    )
 
 
 def _later_repeats(row: str, dialect: Dialect, extra_from: str = "") -> str:
@@ -246,9 +283,9 @@ def _later_repeats(row: str, dialect: Dialect, extra_from: str = "") -> str:
     )
 
 
-def sqlite_triggers() -> list[str]:
-    add = ";\n".join(row_statements("new", 1, SQLITE))
-    remove = ";\n".join(row_statements("old", -1, SQLITE))
+def sqlite_triggers(metrics: tuple[str, ...] = METRICS) -> list[str]:
+    add = ";\n".join(row_statements("new", 1, SQLITE, metrics))
+    remove = ";\n".join(row_statements("old", -1, SQLITE, metrics))
     return [
         f"CREATE TRIGGER calls_rollup_insert AFTER INSERT ON calls BEGIN\n{add};\n"
         f"{_later_repeats('new', SQLITE)};\nEND",
@@ -256,11 +293,11 @@ def sqlite_triggers() -> list[str]:
     ]
 
 
-def postgres_triggers() -> list[str]:
+def postgres_triggers(metrics: tuple[str, ...] = METRICS) -> list[str]:
     inserted = "(SELECT n.*, 1 AS sign FROM new_rows n)"
     moved = "(SELECT o.*, -1 AS sign FROM old_rows o UNION ALL SELECT n.*, 1 FROM new_rows n)"
-    add = ";\n".join(aggregate_statements(inserted, POSTGRES))
-    move = ";\n".join(aggregate_statements(moved, POSTGRES))
+    add = ";\n".join(aggregate_statements(inserted, POSTGRES, metrics=metrics))
+    move = ";\n".join(aggregate_statements(moved, POSTGRES, metrics=metrics))
     return [
         # Without statistics on the transition table the planner would hash it and scan all of
         # calls for the repeat update; nested index lookups cost a few per inserted call.
@@ -313,7 +350,7 @@ def _repeat_flag(dialect: Dialect) -> str:
     )
 
 
-def rebuild_statements(dialect: Dialect) -> list[str]:
+def rebuild_statements(dialect: Dialect, metrics: tuple[str, ...] = METRICS) -> list[str]:
     """Recompute repeat flags and every rollup from ``calls``; rollups of pruned calls stay."""
     # Pruning removes whole UTC days at least, so from the oldest stored call's day on every
     # bucket holds stored calls only; earlier buckets hold pruned calls only and stay.
@@ -331,4 +368,6 @@ def rebuild_statements(dialect: Dialect) -> list[str]:
     for level in LEVELS:
         for family in FAMILIES:
             statements.append(f"DELETE FROM {family.table(level)} WHERE bucket >= {oldest_day}")
-    return statements + aggregate_statements("(SELECT *, 1 AS sign FROM calls)", dialect, "0")
+    return statements + aggregate_statements(
+        "(SELECT *, 1 AS sign FROM calls)", dialect, "0", metrics
+    )

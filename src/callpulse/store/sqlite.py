@@ -30,6 +30,7 @@ from callpulse.store.base import (
     WriteOp,
     call_key,
     from_epoch_ms,
+    problems_to_json,
     prune_boundary,
     quarantine_entry_from_row,
     split_new_calls,
@@ -41,11 +42,11 @@ from callpulse.store.migrations import SQLITE_MIGRATIONS, run_step
 
 _CALL_COLUMNS = (
     "account_sid, call_sid, from_number, to_number, started_at, status, duration_s, mos, extra, "
-    "received_at, source, version"
+    "received_at, source, version, problems"
 )
 _VERSION_COLUMNS = (
     "from_number, to_number, started_at, status, duration_s, mos, extra, received_at, source, "
-    "fingerprint, version"
+    "problems, fingerprint, version"
 )
 
 
@@ -58,7 +59,7 @@ _entry = functools.partial(
 )
 _NEW_COLUMNS = (
     "call_key, account_sid, call_sid, from_number, to_number, started_at, status, duration_s, "
-    "mos, extra, received_at, source, region, fingerprint"
+    "mos, extra, received_at, source, problems, region, fingerprint"
 )
 _INSERT_NEW = (
     f"INSERT INTO calls ({_NEW_COLUMNS}, is_repeat, version) "
@@ -249,6 +250,7 @@ class SQLiteStore(Store):
             json.dumps(r.extra, sort_keys=True),
             to_epoch_ms(op.received_at),
             op.source,
+            problems_to_json(r.problems),
         )
 
     def _write_known(self, conn: sqlite3.Connection, op: CallWrite) -> SaveResult:
@@ -276,8 +278,8 @@ class SQLiteStore(Store):
         )
         conn.execute(
             "UPDATE calls SET from_number = ?, to_number = ?, started_at = ?, status = ?, "
-            "duration_s = ?, mos = ?, extra = ?, received_at = ?, source = ?, region = ?, "
-            "fingerprint = ?, version = version + 1 WHERE id = ?",
+            "duration_s = ?, mos = ?, extra = ?, received_at = ?, source = ?, problems = ?, "
+            "region = ?, fingerprint = ?, version = version + 1 WHERE id = ?",
             (*self._values(op), region_of(r.from_number), fingerprint, call_id),
         )
         new_start = to_epoch_ms(r.started_at)
@@ -393,7 +395,7 @@ class SQLiteStore(Store):
         with self._reading() as conn:
             rows = conn.execute(
                 "SELECT h.from_number, h.to_number, h.started_at, h.status, h.duration_s, h.mos, "
-                "h.extra, h.received_at, h.source, h.version FROM call_history h "
+                "h.extra, h.received_at, h.source, h.version, h.problems FROM call_history h "
                 "JOIN calls c ON c.id = h.call_id WHERE c.call_key = ? AND c.account_sid = ? "
                 "AND c.call_sid = ? ORDER BY h.version",
                 (call_key(account_sid, call_sid), account_sid, call_sid),

@@ -23,12 +23,18 @@ _STAND_INS = {
 }
 
 
-def _checked(fields: Mapping[str, str]) -> CallRecord:
+def _checked(fields: Mapping[str, str], given: Mapping[str, str]) -> CallRecord:
+    """The call, refusing a given parameter the receiver could not take as sent (the emulator
+    places calls to order; a receiver stores whatever a real sender sends)."""
     try:
-        return parse_callback(fields)
+        record = parse_callback(fields, utcnow())
     except CallbackError as exc:
         name, why = next(iter(exc.errors.items()))
         raise invalid(name, why) from None
+    for problem in record.problems:
+        if given.get(problem.field):  # (an empty one asks for no value: a call without a MOS)
+            raise invalid(problem.field, f"{problem.why}; got {problem.value!r}")
+    return record
 
 
 def inbound_call(
@@ -45,7 +51,7 @@ def inbound_call(
         "To": to_number,
         "Timestamp": email.utils.format_datetime(utcnow()),
     }
-    started_at = _checked({**fields, **_STAND_INS, **given}).started_at
+    started_at = _checked({**fields, **_STAND_INS, **given}, given).started_at
     drawn = model.call(started_at, to_number)
     # A completed call asked for where the model drew a failure: draw again for its length.
     while status == "completed" and drawn.status != "completed":
@@ -54,7 +60,8 @@ def inbound_call(
     drawn_fields = {
         "From": drawn.from_number,
         "CallStatus": status,
+        # As real senders do: a failed call has no audio to score and lasted 0 s.
         "CallDuration": "0" if status == "failed" else str(drawn.duration_s),
-        "AudioInMos": str(drawn.mos),
+        "AudioInMos": "" if status == "failed" or drawn.mos is None else str(drawn.mos),
     }
-    return _checked({**fields, **drawn_fields, **given})
+    return _checked({**fields, **drawn_fields, **given}, given)

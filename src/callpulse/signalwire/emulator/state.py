@@ -44,7 +44,7 @@ class Call:
 
     @property
     def end_time(self) -> datetime:
-        return self.record.started_at + timedelta(seconds=self.record.duration_s)
+        return self.record.started_at + timedelta(seconds=self.record.duration_s or 0)
 
     @property
     def sort_key(self) -> tuple[int, int]:

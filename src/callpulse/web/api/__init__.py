@@ -112,12 +112,16 @@ def create_api(analytics: Analytics, access: Access) -> FastAPI:
         ] = None,
         cursor: CursorParam = None,
         limit: LimitParam = 100,
+        problems: Annotated[
+            bool, Query(description="only calls with data problems (fields not taken as sent)")
+        ] = False,
     ) -> CallPage:
         """Calls in the range, newest first; follow next_cursor for older ones."""
         try:
             return analytics.calls(
-                span.since, span.until, where, status=status, cursor=cursor, limit=limit
-            )
+                span.since, span.until, where,
+                status=status, cursor=cursor, limit=limit, with_problems=problems,
+            )  # fmt: skip
         except BadCursor:
             raise QueryError(
                 "cursor", "not a cursor of this query: pass next_cursor as it came, unchanged"
