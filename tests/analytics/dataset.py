@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import phonenumbers
 
-from callpulse.callback import WITHHELD, CallRecord
+from callpulse.callback import WITHHELD, CallRecord, Problem
 from callpulse.store.base import RECONCILED, CallWrite
 
 START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
@@ -28,7 +28,7 @@ def callers(rng: random.Random) -> list[str]:
             candidate = example[:-2] + f"{rng.randrange(100):02d}"
             if phonenumbers.is_valid_number(phonenumbers.parse(candidate)):
                 numbers.append(candidate)
-    return [*sorted(set(numbers)), WITHHELD]
+    return [*sorted(set(numbers)), "sip:alice@example.com", "client:tommy", WITHHELD]
 
 
 def generate(seed: int = 7, count: int = 700) -> tuple[list[list[CallWrite]], list[CallRecord]]:
@@ -46,11 +46,16 @@ def generate(seed: int = 7, count: int = 700) -> tuple[list[list[CallWrite]], li
             to_number=rng.choice(CALLED),
             started_at=START + timedelta(seconds=rng.randrange(4 * 86400)),
             status=status,
-            duration_s=0 if status != "completed" else rng.choice(
-                [rng.randrange(0, 12), rng.randrange(12, 600), rng.randrange(600, 4000)]),
+            # As real senders do: a failed call has no MOS and lasted 0 s (or sent no duration);
+            # a few completed calls come without a duration or a MOS.
+            duration_s=rng.choice([0, None]) if status != "completed" else rng.choice(
+                [rng.randrange(0, 12), rng.randrange(12, 600), rng.randrange(600, 4000)])
+            if rng.random() > 0.03 else None,
             # Two decimals mostly, three sometimes (3.497 must count as below 3.5).
-            mos=round(rng.uniform(1.0, 4.6), rng.choice([2, 2, 3])) if rng.random() > 0.03
-            else None,
+            mos=round(rng.uniform(1.0, 4.6), rng.choice([2, 2, 3]))
+            if status == "completed" and rng.random() > 0.03 else None,
+            problems=(Problem("AudioInMos", "7.2", "out of range (1-5)"),)
+            if rng.random() < 0.04 else (),
         )  # fmt: skip
         writes.append(CallWrite(record, START))
         finals[record.call_sid] = record

@@ -39,6 +39,11 @@ def assert_totals(got: Totals, want: dict[str, Any]) -> None:
         want["failed"],
     )
     assert got.success_rate == approx(want["success_rate"])
+    assert (got.problems, got.mos.scored, got.duration.timed) == (
+        want["problems"],
+        want["mos_scored"],
+        want["duration_timed"],
+    )
     assert got.mos.mean == approx(want["mos_mean"])
     assert (got.mos.p05, got.mos.p50, got.mos.p95) == approx(
         (want["mos_p05"], want["mos_p50"], want["mos_p95"])
@@ -128,8 +133,9 @@ def test_timeseries_numbers_and_regions(loaded: tuple[Store, list[CallRecord]]) 
         )
         assert row.poor_rate == pytest.approx(want["poor_rate"])
         assert row.acd_s == pytest.approx(want["acd_s"])
+        assert row.problems == want["problems"]
     regions = analytics.regions(SINCE, UNTIL, Filters())
-    assert {r.region for r in regions} >= {"US", "GB", "DE", "unknown"}
+    assert {r.region for r in regions} >= {"US", "GB", "DE", "unknown", "sip", "client"}
     for row in regions:
         want = truth.totals(
             finals, SINCE, UNTIL, lambda c, r=row.region: truth.region(c.from_number) == r

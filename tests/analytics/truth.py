@@ -18,6 +18,8 @@ BANDS = (4.34, 4.03, 3.60, 3.10, 2.58)  # lower edges, best band first; the rest
 def region(number: str) -> str:
     if number == WITHHELD:
         return "unknown"
+    if number.startswith(("sip:", "client:")):
+        return number.partition(":")[0]
     return phonenumbers.region_code_for_number(phonenumbers.parse(number)) or "unknown"
 
 
@@ -54,12 +56,15 @@ def totals(
     failed = [c for c in calls if c.status == "failed"]
     mos = [c.mos for c in completed if c.mos is not None]
     mos_floor = [math.floor(m * 100 + 1e-9) / 100 for m in mos]  # percentiles are to 0.01
-    durations = [c.duration_s for c in completed]
+    durations = [c.duration_s for c in completed if c.duration_s is not None]
     bands = Counter(next((i for i, edge in enumerate(BANDS) if m >= edge), 5) for m in mos)
     hours = Counter(c.started_at.replace(minute=0, second=0, microsecond=0) for c in calls)
     busiest = min(hours, key=lambda h: (-hours[h], h)) if hours else None
     return {
         "calls": len(calls),
+        "problems": sum(1 for c in calls if c.problems),
+        "mos_scored": len(mos),
+        "duration_timed": len(durations),
         "completed": len(completed),
         "failed": len(failed),
         "success_rate": share(len(completed), len(completed) + len(failed)),
@@ -78,7 +83,7 @@ def totals(
         "busiest_hour": busiest,
         "busiest_calls": hours[busiest] if busiest else 0,
         "busiest_erlangs": (
-            sum(c.duration_s for c in completed if c.started_at.replace(
+            sum(c.duration_s or 0 for c in completed if c.started_at.replace(
                 minute=0, second=0, microsecond=0) == busiest) / 3600
             if busiest else None
         ),

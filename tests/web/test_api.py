@@ -157,7 +157,7 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             with httpx.Client() as client:
                 for fields in sent:
                     assert server.post(fields, client=client).status_code == 200
-                bad = callback_fields(From="not-a-number")
+                bad = callback_fields(CallSid="not an id")
                 assert server.post(bad, client=client).status_code == 400
             yield Api(server, sent)
         finally:
@@ -367,5 +367,5 @@ def test_quarantine_lists_the_rejected_callback(api: Api) -> None:
     assert page["kept"] == 1
     (entry,) = page["entries"]
     assert entry["reason"] == "invalid"
-    assert "From" in entry["errors"]
-    assert "not-a-number" in entry["body"]
+    assert "CallSid" in entry["errors"]
+    assert "not+an+id" in entry["body"]
