@@ -216,7 +216,7 @@ def test_quarantine_list_and_show(server: ServerProcess) -> None:
         ).status_code
         == 403
     )
-    invalid = callback_fields(From="12345")
+    invalid = callback_fields(CallSid="12 345")
     assert server.post(invalid).status_code == 400
 
     listed = [
@@ -228,7 +228,7 @@ def test_quarantine_list_and_show(server: ServerProcess) -> None:
         assert set(entry) >= {"id", "received_at", "reason", "errors", "method", "url", "body_size"}
         assert entry["method"] == "POST"
         assert entry["url"] == server.callback_url
-    assert set(listed[0]["errors"]) == {"From"}
+    assert set(listed[0]["errors"]) == {"CallSid"}
     one = server.cli("quarantine", "list", "--json", "--limit", "1").stdout.splitlines()
     assert [json.loads(line)["id"] for line in one] == [listed[0]["id"]]
 
@@ -336,7 +336,7 @@ def test_quarantine_replay_after_adding_a_key(tmp_path: Path) -> None:
     try:
         late = callback_fields(AccountSid=newcomer)
         assert server.post(late, key="PSKb").status_code == 403  # no key for it yet
-        bad = callback_fields(AccountSid=known, AudioInMos="0")
+        bad = callback_fields(AccountSid=known, CallSid="not an id")
         assert server.post(bad, key="PSKa").status_code == 400
     finally:
         server.stop()
