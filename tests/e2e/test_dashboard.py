@@ -3,6 +3,7 @@ and a caller-supplied script that must show as text and never run."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -17,13 +18,14 @@ from tests.support import ServerProcess, callback_fields
 
 TOKEN = "dashboard-test-token-3b9d"
 NUMBERS = ("+18005550111", "+18005550122")
-# Reaches the page through the quarantine view (body and error message echo the bad field).
+# Reaches the page through the quarantine view (the body of a refused request).
 PAYLOAD = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
 CHARTS = ("chart-volume", "chart-success", "chart-mos", "chart-bands")
 
 
 def _calls() -> list[dict[str, str]]:
-    """Twenty calls in the last six hours: 16 completed, 4 failed; 12 to the first number."""
+    """Twenty calls in the last six hours: 16 completed, 4 failed; 12 to the first number; the
+    first one completed without a MOS (a data problem)."""
     now = datetime.now(UTC).replace(microsecond=0)
     calls = []
     for n in range(20):
@@ -35,7 +37,7 @@ def _calls() -> list[dict[str, str]]:
                 Timestamp=format_datetime(now - timedelta(minutes=15 + 17 * n)),
                 CallStatus=status,
                 CallDuration="0" if status == "failed" else str(40 + 10 * n),
-                AudioInMos=f"{4.4 - n * 0.05:.2f}",
+                AudioInMos="" if n == 0 else f"{4.4 - n * 0.05:.2f}",
             )
         )
     return calls
@@ -49,8 +51,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         with httpx.Client() as client:
             for fields in _calls():
                 assert proc.post(fields, client=client).status_code == 200
-            bad = callback_fields(From=PAYLOAD)
-            assert proc.post(bad, client=client).status_code == 400
+            unsigned = client.post(
+                proc.callback_url, json={**callback_fields(), "CallerName": PAYLOAD}
+            )
+            assert unsigned.status_code == 403
         yield proc
     finally:
         proc.stop()
@@ -183,10 +187,27 @@ def test_caller_supplied_markup_shows_as_text_and_never_runs(
 ) -> None:
     _log_in(page, server)
     _wait_ready(page)
-    errors = page.inner_text("#quarantine tbody td.errors")
-    assert PAYLOAD in errors
+    body = page.inner_text("#quarantine tbody pre.body")
+    assert json.dumps(PAYLOAD)[1:-1] in body  # the markup as text, in the JSON it came in
     assert page.query_selector_all("#quarantine img, #quarantine script") == []
     assert page.evaluate("window.__pwned") is None
+
+
+def test_data_problems_are_a_quiet_line_a_filter_and_shown_per_call(
+    page: Page, server: ServerProcess
+) -> None:
+    _log_in(page, server)
+    _wait_ready(page)
+    line = page.inner_text("#problems-line")
+    assert line == "1 call with data problems (fields not taken as sent)"
+    rows = _call_rows(page)
+    failed_mos = {row[6] for row in rows if row[4] == "failed"}
+    assert failed_mos == {"—"}  # no audio to score, whatever the sender sent
+    page.click("#problems-line")
+    page.wait_for_function("() => document.querySelectorAll('#calls tbody tr').length === 1")
+    (row,) = _call_rows(page)
+    assert (row[6], row[8]) == ("—", "AudioInMos: missing")
+    assert page.is_checked("#filter-problems")
 
 
 def test_live_refresh_shows_new_calls(page: Page, server: ServerProcess) -> None:

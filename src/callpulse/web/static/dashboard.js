@@ -16,6 +16,7 @@
     to: "",
     region: "",
     status: "",
+    problems: false, // only calls with data problems
     callsCursor: null,
     callsPaged: false, // older pages shown: a refresh must not throw them away
     quarantineCursor: null,
@@ -119,7 +120,8 @@
     },
     {
       kpi: "mos", label: "MOS mean / p50", value: (s) => s.mos.mean, show: (s) => mos(s.mos.mean) + " / " + mos(s.mos.p50),
-      note: (s) => "p05 " + mos(s.mos.p05) + " · p95 " + mos(s.mos.p95), delta: "absolute", better: 1,
+      note: (s) => "p05 " + mos(s.mos.p05) + " · p95 " + mos(s.mos.p95) + " · " + pct(s.mos.coverage) + " scored",
+      delta: "absolute", better: 1,
     },
     {
       kpi: "poor_rate", label: "Poor calls", value: (s) => s.mos.poor_rate, show: (s) => pct(s.mos.poor_rate),
@@ -259,7 +261,17 @@
   }
   function callRow(c) {
     const status = el("td", c.status, "status " + c.status);
-    return row([when(c.started_at, true), c.from, c.to, c.region, status, seconds(c.duration_s), mos(c.mos), el("td", c.call_sid, "sid")]);
+    // A call that did not complete had no audio to score, whatever the sender put in the field.
+    const score = c.status === "completed" ? mos(c.mos) : dash;
+    const problems = c.problems.map((p) => p.field + ": " + p.why + (p.value ? " (" + p.value + ")" : "")).join("\n");
+    return row([when(c.started_at, true), c.from, c.to, c.region, status, seconds(c.duration_s), score,
+      el("td", c.call_sid, "sid"), el("td", problems, "problems")]);
+  }
+  function drawProblems(summary) {
+    const line = $("problems-line");
+    line.hidden = !summary.problems;
+    line.textContent = int(summary.problems) + (summary.problems === 1 ? " call" : " calls") +
+      " with data problems (fields not taken as sent)";
   }
   function drawCalls(page, append) {
     const body = $("calls").tBodies[0];
@@ -316,10 +328,11 @@
         get("timeseries", params(range, { bucket: bucket })),
         get("numbers", q),
         get("regions", q),
-        state.callsPaged ? null : get("calls", params(range, { status: state.status, limit: "50" })),
+        state.callsPaged ? null : get("calls", callParams(range)),
         state.quarantinePaged ? null : get("quarantine", "limit=20"),
       ]);
       drawTiles(summary);
+      drawProblems(summary);
       drawCharts(points, summary, bucket, ms);
       numbers.forEach((n) => seen.to.add(n.to));
       regions.forEach((r) => seen.region.add(r.region));
@@ -345,10 +358,13 @@
       }
     }
   }
+  function callParams(range, extra) {
+    return params(range, { status: state.status, problems: state.problems ? "true" : "", limit: "50", ...extra });
+  }
   async function moreCalls() {
     const range = span();
     try {
-      drawCalls(await get("calls", params(range, { status: state.status, limit: "50", cursor: state.callsCursor })), true);
+      drawCalls(await get("calls", callParams(range, { cursor: state.callsCursor })), true);
       state.callsPaged = true;
     } catch (error) {
       showError("Could not load: " + error.message);
@@ -396,6 +412,11 @@
     $("filter-to").addEventListener("change", (e) => setFilter("to", e.target.value));
     $("filter-region").addEventListener("change", (e) => setFilter("region", e.target.value));
     $("filter-status").addEventListener("change", (e) => setFilter("status", e.target.value));
+    $("filter-problems").addEventListener("change", (e) => setFilter("problems", e.target.checked));
+    $("problems-line").addEventListener("click", () => {
+      $("filter-problems").checked = true;
+      setFilter("problems", true);
+    });
     $("calls-more").addEventListener("click", moreCalls);
     $("quarantine-more").addEventListener("click", moreQuarantine);
     for (const button of document.querySelectorAll("[data-range]")) {
