@@ -166,6 +166,7 @@ def expected_row(fields: Mapping[str, str], **changes: Any) -> dict[str, Any]:
         "mos": float(fields["AudioInMos"]),
         "source": "callback",
         "extra": {k: v for k, v in fields.items() if k not in documented},
+        "problems": [],
     }
     row.update(changes)
     return row
@@ -228,19 +229,21 @@ def test_example_payload_is_accepted_and_exported_exactly(server: ServerProcess)
         "mos": 4.5,
         "source": "callback",
         "extra": {},
+        "problems": [],
     }
     assert list(rows[0]) == list(row)  # nothing but received_at was popped
 
     csv_lines = server.cli("export", "--format", "csv").stdout.splitlines()
     assert csv_lines[0] == (
-        "call_sid,account_sid,from,to,started_at,status,duration_s,mos,received_at,source,extra"
+        "call_sid,account_sid,from,to,started_at,status,duration_s,mos,received_at,source,extra,"
+        "problems"
     )
     assert len(csv_lines) == 2
     assert csv_lines[1].startswith(
         "b3877c40-da60-4998-90ad-b792e98472ca,b3877c40-da60-4998-90ad-b792e98472af,"
         "+15551234567,+18005559876,2024-04-04T18:32:15Z,completed,142,4.5,"
     )
-    assert csv_lines[1].endswith(",callback,{}")
+    assert csv_lines[1].endswith(",callback,{},[]")
 
 
 # -- exactly once ---------------------------------------------------------------------------------
@@ -993,12 +996,12 @@ def test_quarantine_is_bounded_and_counts_what_it_dropped(
 ) -> None:
     server = start_server({"CALLPULSE_QUARANTINE_MAX_ENTRIES": "3"})
     for n in range(5):
-        response = form_post(server.callback_url, callback_fields(CallDuration=f"-{n}"))
+        response = form_post(server.callback_url, callback_fields(CallSid=f"bad {n}"))
         assert response.status_code == 400
     entries = quarantine_list(server)
     assert len(entries) == 3
     bodies = [entry.body.decode() for entry in stored_quarantine(server)]
-    assert [parse_qs(body)["CallDuration"] for body in bodies] == [["-2"], ["-3"], ["-4"]]
+    assert [parse_qs(body)["CallSid"] for body in bodies] == [["bad 2"], ["bad 3"], ["bad 4"]]
     with server.store() as store:
         assert store.quarantine_counts() == (3, 2)
     assert metric_value(server, "callpulse_quarantine_entries") == 3.0
@@ -1052,7 +1055,7 @@ def test_health_readiness_and_metrics(server: ServerProcess) -> None:
     assert_result(form_post(url, dict(calls[0], CallDuration="7")), "updated")
     for key in ("PSKwrong", "PSKwrong2"):
         assert form_post(url, callback_fields(), key=key).status_code == 403
-    assert form_post(url, callback_fields(AudioInMos="7")).status_code == 400
+    assert form_post(url, callback_fields(CallSid="not an id")).status_code == 400
     assert httpx.post(url, content=b"x", headers={"Content-Type": "text/csv"}).status_code == 415
     assert httpx.post(url, content=b"x" * 70_000, headers={"Content-Type": FORM}).status_code == 413
 
@@ -1125,10 +1128,10 @@ def test_allow_unsigned_accepts_unsigned_callbacks(
     assert_result(httpx.post(server.callback_url, data=f), "duplicate")
     g = callback_fields()
     assert_result(httpx.get(f"{server.callback_url}?{urlencode(g)}"), "inserted")
-    # Validation still applies.
-    bad = httpx.post(server.callback_url, data=callback_fields(From="nobody"))
+    # A call that cannot be keyed is still refused.
+    bad = httpx.post(server.callback_url, data=callback_fields(CallSid="nobody here"))
     assert bad.status_code == 400
-    assert set(answer(bad)["fields"]) == {"From"}
+    assert set(answer(bad)["fields"]) == {"CallSid"}
     assert sorted(rows_by_sid(server)) == sorted([f["CallSid"], g["CallSid"]])
 
 
