@@ -97,14 +97,17 @@ class CallbackGate:
         if self.verify_signatures:
             account = fields.get("AccountSid")
             account_sid = account if isinstance(account, str) else ""
+            sha1_signature, sha256_signature = signature.header_values(raw.headers)
             try:
                 signature.verify(
                     url=raw.url,
-                    signature=signature.header_value(raw.headers),
+                    signature=sha1_signature,
                     keys=self.keys.for_account(account_sid),
                     account_sid=account_sid,
                     body=raw.body,
                     params=signed_params,
+                    sha256_signature=sha256_signature,
+                    allow_uncovered=True,
                 )
             except signature.SignatureError as exc:
                 raise Rejected(

@@ -1,11 +1,20 @@
 """Webhook signatures: pure functions of the URL, the parameters or raw body, and the keys.
 
-Two schemes reach a status callback URL:
-- compatibility (Twilio-style): base64(HMAC-SHA1(key, url + name+value of every parameter sorted
-  by name)); for a JSON body the URL carries ``bodySHA256=<hex sha256(body)>`` and the signature
-  covers the URL alone;
-- native (SignalWire RELAY/SWML): hex(HMAC-SHA1(key, url + raw body)).
+Schemes that reach a status callback URL (``verify`` names each in ``Verified.scheme``):
+- ``sha256``: hex(HMAC-SHA256(key, url + raw body)) in ``X-SignalWire-Sha256-Signature``, sent
+  by SignalWire beside the SHA-1 header; when present it decides;
+- ``compatibility`` (Twilio-style): base64(HMAC-SHA1(key, url + name+value of every parameter
+  sorted by name));
+- ``body-sha256``: the compatibility scheme over the URL alone, where the URL carries
+  ``bodySHA256=<hex sha256(body)>`` and the body hash must match too;
+- ``native`` (SignalWire RELAY/SWML): hex(HMAC-SHA1(key, url + raw body));
+- ``url-only``: the compatibility scheme over the URL alone for a body that is neither signed
+  nor hashed (JSON on the compatibility surface): the body is *not* covered by the signature.
 Senders are inconsistent about the standard port, so both spellings of the URL are tried.
+
+Text is encoded as UTF-8 with ``surrogatepass``: text that is not valid Unicode (a lone
+surrogate from a JSON ``\\ud800`` escape) gets bytes no sender signs, so it never matches and
+never raises. ``verify`` raises nothing but ``SignatureError`` subclasses.
 """
 
 from __future__ import annotations
@@ -19,12 +28,23 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 SIGNATURE_HEADERS = ("x-signalwire-signature", "x-twilio-signature")
+SHA256_SIGNATURE_HEADER = "x-signalwire-sha256-signature"
+REFUSE_UNCOVERED_SETTING = "CALLPULSE_REFUSE_UNCOVERED_BODIES"
 _STANDARD_PORTS = {"http": 80, "https": 443}
 
 
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
 def header_value(headers: Mapping[str, str]) -> str | None:
-    """The signature from lower-case request headers, whichever alias carries it."""
+    """The SHA-1 signature from lower-case request headers, whichever alias carries it."""
     return next((headers[name] for name in SIGNATURE_HEADERS if headers.get(name)), None)
+
+
+def header_values(headers: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """``(SHA-1 signature, SHA-256 signature)`` from lower-case request headers; None if absent."""
+    return header_value(headers), headers.get(SHA256_SIGNATURE_HEADER) or None
 
 
 class SignatureError(Exception):
@@ -33,7 +53,10 @@ class SignatureError(Exception):
 
 class MissingSignature(SignatureError):
     def __init__(self) -> None:
-        super().__init__("missing X-SignalWire-Signature (or X-Twilio-Signature) header")
+        super().__init__(
+            "missing X-SignalWire-Signature (or X-Twilio-Signature, "
+            "X-SignalWire-Sha256-Signature) header"
+        )
 
 
 class NoKeyForAccount(SignatureError):
@@ -57,6 +80,36 @@ class SignatureMismatch(SignatureError):
         )
 
 
+class Sha256Mismatch(SignatureMismatch):
+    """The SHA-256 header is present and wrong: it decides, whatever the SHA-1 header says."""
+
+    def __init__(self, sha1_matched: bool) -> None:
+        SignatureError.__init__(
+            self,
+            "X-SignalWire-Sha256-Signature does not match any configured signing key for this "
+            "URL and body"
+            + (" (the SHA-1 signature does match: the request was altered)" if sha1_matched else "")
+            + " (check CALLPULSE_SIGNING_KEYS and CALLPULSE_PUBLIC_URL)",
+        )
+        self.sha1_matched = sha1_matched
+
+
+class UncoveredBody(SignatureError):
+    def __init__(self) -> None:
+        super().__init__(
+            "the signature covers the URL only, not the body (JSON without bodySHA256), and "
+            f"{REFUSE_UNCOVERED_SETTING} refuses such signatures"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """How a request was proven: the scheme that matched, and whether it covers the body."""
+
+    scheme: str  # "sha256", "compatibility", "body-sha256", "native" or "url-only"
+    body_covered: bool
+
+
 @dataclass(frozen=True)
 class SigningKeys:
     """Keys shared by every project, plus keys per AccountSid (several each, for rotation)."""
@@ -66,7 +119,11 @@ class SigningKeys:
 
     @classmethod
     def parse(cls, text: str) -> SigningKeys:
-        """``key`` (one key for every project) or ``AccountSid=key,AccountSid=key2,...``."""
+        """``key`` (one key for every project) or ``AccountSid=key,AccountSid=key2,...``.
+
+        A key may itself hold ``=`` (only the first one separates the AccountSid); blank items
+        are skipped. Raises ValueError (a configuration error) for ``=key`` or ``AccountSid=``.
+        """
         shared: list[str] = []
         by_account: dict[str, list[str]] = {}
         for item in (part.strip() for part in text.split(",")):
@@ -90,12 +147,16 @@ class SigningKeys:
 
 def compatibility_signature(key: str, url: str, params: Iterable[tuple[str, str]] = ()) -> str:
     message = url + "".join(name + value for name, value in sorted(params))
-    digest = hmac.new(key.encode(), message.encode(), hashlib.sha1).digest()
+    digest = hmac.new(_utf8(key), _utf8(message), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
 
 
 def native_signature(key: str, url: str, body: bytes) -> str:
-    return hmac.new(key.encode(), url.encode() + body, hashlib.sha1).hexdigest()
+    return hmac.new(_utf8(key), _utf8(url) + body, hashlib.sha1).hexdigest()
+
+
+def hmac_sha256_signature(key: str, url: str, body: bytes) -> str:
+    return hmac.new(_utf8(key), _utf8(url) + body, hashlib.sha256).hexdigest()
 
 
 def body_sha256(body: bytes) -> str:
@@ -105,22 +166,87 @@ def body_sha256(body: bytes) -> str:
 @functools.lru_cache(maxsize=256)  # a receiver is called at a handful of URLs, over and over
 def url_variants(url: str) -> tuple[str, ...]:
     """The URL as given, then with the standard port toggled (added if absent, else removed)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # not a URL one can toggle a port of; it is still signed as it is
+        return (url,)
     standard = _STANDARD_PORTS.get(parts.scheme)
     if standard is None or parts.hostname is None:
         return (url,)
-    host = parts.netloc.rsplit(":", 1)[0] if parts.port is not None else parts.netloc
-    if parts.port is None:
+    host = parts.netloc.rsplit(":", 1)[0] if port is not None else parts.netloc
+    if port is None:
         other = parts._replace(netloc=f"{host}:{standard}")
-    elif parts.port == standard:
+    elif port == standard:
         other = parts._replace(netloc=host)
     else:
         return (url,)
     return (url, urlunsplit(other))
 
 
+def _expected_body_hash(url: str) -> str | None:
+    """The ``bodySHA256`` query parameter of ``url``, if any."""
+    try:
+        query = urlsplit(url).query
+    except ValueError:
+        query = url.partition("#")[0].partition("?")[2]
+    return dict(parse_qsl(query, keep_blank_values=True)).get("bodySHA256")
+
+
 def _matches(expected: str, signature: str) -> bool:
-    return hmac.compare_digest(expected.encode(), signature.encode())
+    return hmac.compare_digest(_utf8(expected), _utf8(signature))
+
+
+def _verify_sha1(
+    url: str,
+    signature: str,
+    keys: Sequence[str],
+    body: bytes,
+    params: Sequence[tuple[str, str]] | None,
+) -> Verified:
+    url_alone = False
+    for candidate in url_variants(url):
+        for key in keys:
+            if params and _matches(compatibility_signature(key, candidate, params), signature):
+                return Verified("compatibility", body_covered=True)
+            if _matches(native_signature(key, candidate, body), signature):
+                return Verified("native", body_covered=True)
+            url_alone = url_alone or _matches(compatibility_signature(key, candidate), signature)
+    if not url_alone:
+        raise SignatureMismatch()
+    expected_hash = _expected_body_hash(url)
+    if expected_hash is not None:
+        if not _matches(body_sha256(body), expected_hash.lower()):
+            raise BodyHashMismatch()
+        return Verified("body-sha256", body_covered=True)
+    if not body and not params:  # a GET, or an empty POST: the URL is the whole request
+        return Verified("compatibility", body_covered=True)
+    return Verified("url-only", body_covered=False)
+
+
+def _verify_sha256(
+    url: str,
+    signature: str,
+    sha1_signature: str | None,
+    keys: Sequence[str],
+    account_sid: str,
+    body: bytes,
+    params: Sequence[tuple[str, str]] | None,
+) -> Verified:
+    if not keys:
+        raise NoKeyForAccount(account_sid)
+    for candidate in url_variants(url):
+        for key in keys:
+            if _matches(hmac_sha256_signature(key, candidate, body), signature):
+                return Verified("sha256", body_covered=True)
+    sha1_matched = False
+    if sha1_signature:
+        try:
+            _verify_sha1(url, sha1_signature, keys, body, params)
+            sha1_matched = True
+        except SignatureError:
+            pass
+    raise Sha256Mismatch(sha1_matched)
 
 
 def verify(
@@ -131,28 +257,36 @@ def verify(
     account_sid: str,
     body: bytes = b"",
     params: Sequence[tuple[str, str]] | None = None,
-) -> None:
-    """Raise a SignatureError unless ``signature`` proves the request; return None otherwise.
+    sha256_signature: str | None = None,
+    allow_uncovered: bool = True,
+) -> Verified:
+    """Return how the request is proven; raise a SignatureError subclass unless it is.
 
-    ``params`` are the signed form parameters (None for a JSON body or a GET, whose parameters
-    are part of the URL); ``body`` is the raw body for the JSON and native schemes.
+    ``signature`` is the SHA-1 header (``X-SignalWire-Signature`` or ``X-Twilio-Signature``),
+    ``sha256_signature`` the ``X-SignalWire-Sha256-Signature`` header (see ``header_values``).
+    ``params`` are the signed form parameters (None for a GET, whose parameters are part of the
+    URL, or a JSON body with ``bodySHA256`` in the URL); ``body`` is the raw body.
+
+    When the SHA-256 header is present it decides: a wrong one is refused with Sha256Mismatch
+    (a 403) even if the SHA-1 signature matches. The sender computes both over the same URL and
+    body with the same key, so a disagreement means the request was altered on the way, or the
+    sender signed another URL or body than the one checked; accepting it on SHA-1 would hide
+    both. It costs no security that a request stripped of the header is checked on SHA-1: that
+    is what happens for every sender that does not send it. The error says whether the SHA-1
+    signature matched, to tell a tampered request from a misconfiguration.
+
+    A SHA-1 signature over the URL alone proves nothing about a non-empty body unless the URL
+    carries its ``bodySHA256``: such a request verifies as ``url-only`` with
+    ``body_covered=False`` (anyone holding one signed request to the URL can send any body with
+    it), or raises UncoveredBody when ``allow_uncovered`` is False.
     """
+    if sha256_signature:
+        return _verify_sha256(url, sha256_signature, signature, keys, account_sid, body, params)
     if not signature:
         raise MissingSignature()
     if not keys:
         raise NoKeyForAccount(account_sid)
-    expected_hash = (
-        dict(parse_qsl(urlsplit(url).query)).get("bodySHA256") if params is None else None
-    )
-    if expected_hash is not None:
-        if not hmac.compare_digest(body_sha256(body).encode(), expected_hash.lower().encode()):
-            raise BodyHashMismatch()
-        body = b""
-    signed_params = params or ()
-    for candidate in url_variants(url):
-        for key in keys:
-            if _matches(compatibility_signature(key, candidate, signed_params), signature):
-                return
-            if body and _matches(native_signature(key, candidate, body), signature):
-                return
-    raise SignatureMismatch()
+    verified = _verify_sha1(url, signature, keys, body, params)
+    if not verified.body_covered and not allow_uncovered:
+        raise UncoveredBody()
+    return verified
