@@ -42,6 +42,7 @@ class Settings:
     poor_mos: float = 3.5  # calls below this MOS count as poor
     short_call_s: int = 10  # completed calls shorter than this count as short
     reconcile_interval_s: int = 0  # 0: serve does not reconcile by itself
+    refuse_uncovered_bodies: bool = False  # refuse signatures over the URL alone (JSON bodies)
 
 
 def _int_at_least(minimum: int) -> Callable[[str, object], int]:
@@ -59,6 +60,17 @@ def _int_at_least(minimum: int) -> Callable[[str, object], int]:
 
 _positive_int = _int_at_least(1)
 _non_negative_int = _int_at_least(0)
+
+
+def _boolean(name: str, raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = str(raw).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name}: expected true or false, got {raw!r}")
 
 
 def _synchronous(name: str, raw: object) -> str:
@@ -132,6 +144,7 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "poor_mos": _mos,
     "short_call_s": _non_negative_int,
     "reconcile_interval_s": _non_negative_int,
+    "refuse_uncovered_bodies": _boolean,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -15,6 +16,7 @@ from callpulse import metrics, signature
 from callpulse.callback import (
     CallbackError,
     Fields,
+    Problem,
     decode_form,
     decode_json,
     fields_from_pairs,
@@ -32,6 +34,10 @@ from callpulse.store.base import (
 from callpulse.store.writer import BatchWriter
 
 log = logging.getLogger(__name__)
+UNCOVERED_WHY = (
+    "body not covered by the signature (it signs the URL only): anyone holding one signed URL "
+    "could send any body; CALLPULSE_REFUSE_UNCOVERED_BODIES=true refuses such callbacks"
+)
 _REDACTED_HEADERS = frozenset({"authorization", "cookie"})
 
 
@@ -84,6 +90,7 @@ class CallbackGate:
     keys: SigningKeys
     max_body_bytes: int
     verify_signatures: bool = True
+    refuse_uncovered: bool = False  # CALLPULSE_REFUSE_UNCOVERED_BODIES
 
     def accept(self, raw: RawCallback) -> CallWrite:
         if raw.truncated or raw.body_size > self.max_body_bytes:
@@ -94,12 +101,13 @@ class CallbackGate:
                 "request body too large",
             )
         fields, signed_params = self._fields(raw)
+        verified = None
         if self.verify_signatures:
             account = fields.get("AccountSid")
             account_sid = account if isinstance(account, str) else ""
             sha1_signature, sha256_signature = signature.header_values(raw.headers)
             try:
-                signature.verify(
+                verified = signature.verify(
                     url=raw.url,
                     signature=sha1_signature,
                     keys=self.keys.for_account(account_sid),
@@ -107,7 +115,7 @@ class CallbackGate:
                     body=raw.body,
                     params=signed_params,
                     sha256_signature=sha256_signature,
-                    allow_uncovered=True,
+                    allow_uncovered=not self.refuse_uncovered,
                 )
             except signature.SignatureError as exc:
                 raise Rejected(
@@ -117,6 +125,11 @@ class CallbackGate:
             record = parse_callback(fields, raw.received_at)
         except CallbackError as exc:
             raise Rejected(400, "invalid", exc.errors, "invalid callback") from None
+        if verified is not None and not verified.body_covered:
+            # The provider's word for the URL, not for what the body says: stored (the SDK
+            # accepts it too), and marked so it can be told apart and counted.
+            uncovered = Problem("signature", verified.scheme, UNCOVERED_WHY)
+            record = dataclasses.replace(record, problems=(*record.problems, uncovered))
         return CallWrite(record, raw.received_at)
 
     @staticmethod
@@ -148,6 +161,7 @@ def gate_for(settings: Settings, allow_unsigned: bool = False) -> CallbackGate:
         settings.signing_keys,
         settings.max_body_bytes,
         verify_signatures=bool(settings.signing_keys) or not allow_unsigned,
+        refuse_uncovered=settings.refuse_uncovered_bodies,
     )
 
 

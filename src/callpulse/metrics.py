@@ -43,10 +43,14 @@ DATA_PROBLEMS = Counter(
 )
 
 
+_COUNTED_FIELDS = frozenset({*DOCUMENTED_FIELDS, "signature"})
+
+
 def count_problems(problems: Iterable[Problem]) -> None:
     for problem in problems:
-        # Known fields by name; the rest (invalid text in extra fields) as one label.
-        name = problem.field if problem.field in DOCUMENTED_FIELDS else "other"
+        # Known fields by name, "signature" for bodies it did not cover; the rest (invalid text
+        # in extra fields) as one label.
+        name = problem.field if problem.field in _COUNTED_FIELDS else "other"
         DATA_PROBLEMS.labels(name).inc()
 
 

@@ -133,3 +133,41 @@ def test_every_variant_is_stored_with_its_problems(api_server: ServerProcess) ->
     assert listed == {
         sent[name]["CallSid"] for name in ("timestamp past 9999 in UTC", "timestamp in 1050")
     }
+
+
+def _url_only_json(url: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """A JSON callback signed as the official SDK accepts on the compatibility surface: the
+    compatibility scheme over the URL alone, the body not covered."""
+    fields = callback_fields()
+    return fields, {
+        "content": json.dumps(fields),
+        "headers": {"Content-Type": "application/json", "X-Twilio-Signature": twilio_sign(url, {})},
+    }
+
+
+def test_a_signature_over_the_url_alone_is_stored_marked_and_counted(
+    api_server: ServerProcess,
+) -> None:
+    url = api_server.callback_url
+    fields, request = _url_only_json(url)
+    response = httpx.post(url, **request, timeout=10)
+    assert response.status_code == 200, response.text
+    (problem,) = response.json()["problems"]
+    assert (problem["field"], problem["value"]) == ("signature", "url-only")
+    assert "not covered" in problem["why"]
+    metrics = httpx.get(f"{api_server.base_url}/metrics", headers=AUTH, timeout=10).text
+    assert 'callpulse_data_problems_total{field="signature"} 1.0' in metrics
+    rows = {row["call_sid"]: row for row in export_rows(api_server)}
+    assert [p["field"] for p in rows[fields["CallSid"]]["problems"]] == ["signature"]
+
+
+def test_the_setting_refuses_signatures_over_the_url_alone(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, env={"CALLPULSE_REFUSE_UNCOVERED_BODIES": "true"}).start()
+    try:
+        _fields, request = _url_only_json(server.callback_url)
+        response = httpx.post(server.callback_url, **request, timeout=10)
+        assert response.status_code == 403
+        assert "CALLPULSE_REFUSE_UNCOVERED_BODIES" in response.json()["fields"][
+            "X-SignalWire-Signature"]  # fmt: skip
+    finally:
+        server.stop()
