@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from callpulse.callback import parse_callback
+from callpulse.store import writer as writer_module
 from callpulse.store.base import CallWrite, SaveResult, StoreUnavailable, WriteOp
 from callpulse.store.spool import Spool
 from callpulse.store.sqlite import SQLiteStore
@@ -135,3 +136,30 @@ def test_a_bug_fails_its_batch_but_not_the_writer(tmp_path: Path) -> None:
         writer.submit_sync(new_write())
     assert writer.submit_sync(new_write()) == SaveResult.INSERTED  # still alive
     writer.stop()
+
+
+def test_outage_keeps_one_spool_file_and_stores_each_call_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "DRAIN_RETRY_S", 0.0)  # a drain attempt on every batch
+
+    class Down(SQLiteStore):
+        down = True
+
+        def write_batch(self, ops: Sequence[WriteOp]) -> list[SaveResult]:
+            if self.down:
+                raise StoreUnavailable("database down")
+            return super().write_batch(ops)
+
+    store = Down(tmp_path / "calls.db")
+    store.upgrade()
+    writer = BatchWriter(store, Spool(tmp_path / "spool"))
+    writer.start()
+    sent = [new_write() for _ in range(200)]
+    assert [writer.submit_sync(w) for w in sent] == [SaveResult.SPOOLED] * 200
+    assert len(writer.spool.files()) == 1
+    store.down = False
+    assert writer.submit_sync(new_write()) == SaveResult.INSERTED  # drains first, in order
+    assert writer.spool.files() == [] and writer.database_ok
+    writer.stop()
+    assert store.count_calls() == 201
