@@ -205,6 +205,9 @@ class PostgresStore(Store):
                     raise _unavailable(self._label, exc) from exc
             except (psycopg.DataError, psycopg.IntegrityError) as exc:
                 raise StoreRefused(f"PostgreSQL {self._label} refused: {exc}") from exc
+            except (ValueError, OverflowError) as exc:
+                # A value psycopg cannot send (a lone surrogate: UnicodeEncodeError).
+                raise StoreRefused(f"PostgreSQL {self._label} cannot hold a value: {exc}") from exc
             except psycopg.Error as exc:
                 raise _unavailable(self._label, exc) from exc
         raise AssertionError("unreachable")

@@ -51,6 +51,9 @@ _VERSION_COLUMNS = (
 
 # Errors about the data itself; every other sqlite3.Error (locked, I/O, disk full) is an outage.
 _REFUSALS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
+# A value sqlite3 cannot bind (an int beyond 64 bits: OverflowError; a lone surrogate:
+# UnicodeEncodeError) fails before it reaches the database: refused just the same.
+_VALUE_ERRORS = (ValueError, OverflowError)
 # Rows come back with times in epoch milliseconds and JSON as text.
 _call = functools.partial(stored_call_from_row, decode_time=from_epoch_ms, decode_json=json.loads)
 _entry = functools.partial(
@@ -180,15 +183,21 @@ class SQLiteStore(Store):
             if self._checkpointer is not None:
                 self._checkpointer.restart_if_wanted(conn, self._busy_timeout_ms)
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    self._writer = None  # reconnect on the next batch
+            self._roll_back(conn)
             if isinstance(exc, _REFUSALS):
                 raise StoreRefused(f"SQLite database {self.path} refused: {exc}") from exc
             raise StoreUnavailable(f"SQLite database {self.path}: {exc}") from exc
+        except _VALUE_ERRORS as exc:
+            self._roll_back(conn)
+            raise StoreRefused(f"SQLite database {self.path} cannot hold a value: {exc}") from exc
         return results
+
+    def _roll_back(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                self._writer = None  # reconnect on the next batch
 
     def _insert_new_calls(
         self, conn: sqlite3.Connection, ops: Sequence[WriteOp], results: list[SaveResult]
@@ -211,7 +220,9 @@ class SQLiteStore(Store):
                 [call_key(*ident), *ident, *self._values(op), region_of(op.record.from_number),
                  op.fingerprint()]
             )  # fmt: skip
-        cursor = conn.execute(_INSERT_NEW, (json.dumps(rows),))
+        # Not ASCII-escaped: a lone surrogate fails to encode here (refused) instead of being
+        # stored as bytes that are not UTF-8, which no later read could decode.
+        cursor = conn.execute(_INSERT_NEW, (json.dumps(rows, ensure_ascii=False),))
         if cursor.rowcount == len(rows):
             for index in first.values():
                 results[index] = SaveResult.INSERTED

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 DRAIN_RETRY_S = 1.0
 
 Outcome = SaveResult | BaseException
+# What a store raises for one value it cannot hold: StoreRefused, or the Python-side errors a
+# driver raises before the value reaches the database (an int too large, a lone surrogate).
+_REFUSALS = (StoreRefused, ValueError, ArithmeticError)
 
 
 @dataclass(slots=True)
@@ -131,22 +134,39 @@ class BatchWriter:
             return [failure] * len(ops)
         return [SaveResult.SPOOLED] * len(ops)
 
-    def _store(self, ops: Sequence[WriteOp]) -> list[SaveResult]:
-        """Write ``ops``; one the database refuses is isolated and quarantined, so a single bad
-        value never blocks the batch it came with, nor the spool behind it."""
-        try:
-            return self.store.write_batch(ops)
-        except StoreRefused as exc:
-            if len(ops) > 1:
-                return [result for op in ops for result in self._store([op])]
-            self._quarantine_refused(ops[0], exc)
-            return [SaveResult.REFUSED]
+    def _store(self, ops: Sequence[WriteOp], draining: bool = False) -> list[Outcome]:
+        """Write ``ops``; an op that fails for any reason but an outage is isolated (the batch is
+        split until it stands alone), so a single odd value never fails the innocent callbacks
+        of its batch, nor blocks the spool behind it.
 
-    def _quarantine_refused(self, op: WriteOp, exc: StoreRefused) -> None:
+        An op the database refuses (or one with a value it cannot even be handed) is quarantined
+        as ``refused``; any other failure of a lone op is a bug, answered 503 so the sender
+        retries, except while draining the spool, where nobody waits: it is quarantined too."""
+        try:
+            return list(self.store.write_batch(ops))
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            if len(ops) > 1:
+                half = len(ops) // 2
+                return [*self._store(ops[:half], draining), *self._store(ops[half:], draining)]
+            if isinstance(exc, _REFUSALS) or draining:
+                if not isinstance(exc, _REFUSALS):
+                    log.exception("writer failed on a spooled write; kept in quarantine")
+                self._quarantine_refused(ops[0], exc)
+                return [SaveResult.REFUSED]
+            log.exception("writer failed on a write")
+            return [StoreUnavailable(f"internal error: {exc}")]
+
+    def _drain_write(self, ops: Sequence[WriteOp]) -> list[Outcome]:
+        return self._store(ops, draining=True)
+
+    def _quarantine_refused(self, op: WriteOp, exc: Exception) -> None:
         if not isinstance(op, CallWrite):
             log.error("quarantine entry refused by the database, dropped: %s", exc)
             return
-        body = urlencode(to_fields(op.record)).encode()
+        # A value the database cannot take may not even encode: shown escaped, never raised.
+        body = urlencode(to_fields(op.record), errors="backslashreplace").encode()
         entry = QuarantineWrite(
             received_at=op.received_at,
             reason="refused",
@@ -159,7 +179,7 @@ class BatchWriter:
         )
         try:
             self.store.write_batch([entry])
-        except (StoreRefused, StoreUnavailable) as again:
+        except Exception as again:  # noqa: BLE001 - logged; the writer goes on
             log.error("call %s refused and not quarantined: %s", op.record.call_sid, again)
 
     def _mark_down(self, exc: StoreUnavailable) -> None:
@@ -173,7 +193,7 @@ class BatchWriter:
             return
         self._last_drain_try = time.monotonic()
         try:
-            moved = self.spool.drain(self._store)
+            moved = self.spool.drain(self._drain_write)
         except StoreUnavailable as exc:
             self._mark_down(exc)
         except OSError as exc:
