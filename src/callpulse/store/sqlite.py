@@ -15,7 +15,7 @@ from typing import Any
 
 from callpulse.config import SYNCHRONOUS_MODES
 from callpulse.regions import region_of
-from callpulse.store import checkpoint, rollups
+from callpulse.store import checkpoint, quarantine, rollups
 from callpulse.store.base import (
     RECONCILED,
     CallWrite,
@@ -78,6 +78,13 @@ _INSERT_NEW = (
 
 
 _REFRESH_REPEATS = rollups.refresh_repeats(rollups.SQLITE)
+# The newest entry that no longer fits in the quarantine's bytes with all newer ones (0: none).
+# length() of a BLOB reads no content; of TEXT it counts characters (headers are mostly ASCII).
+_OVER_BYTES = (
+    "SELECT coalesce(max(id), 0) FROM (SELECT id, sum(length(body) + length(headers) "
+    "+ length(url) + length(errors)) OVER (ORDER BY id DESC ROWS UNBOUNDED PRECEDING) AS total "
+    "FROM quarantine) WHERE total > ?"
+)
 
 
 class SQLiteStore(Store):
@@ -91,12 +98,16 @@ class SQLiteStore(Store):
         busy_timeout_ms: int = 1000,
         quarantine_max_entries: int = 10000,
         quarantine_retention: timedelta = timedelta(days=30),
+        quarantine_max_body_bytes: int = quarantine.DEFAULT_MAX_BODY_BYTES,
+        quarantine_max_bytes: int = quarantine.DEFAULT_MAX_BYTES,
     ) -> None:
         self.path = path
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._quarantine_max = quarantine_max_entries
         self._quarantine_retention = quarantine_retention
+        self.quarantine_max_body_bytes = quarantine_max_body_bytes
+        self._quarantine_max_bytes = quarantine_max_bytes
         if synchronous not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}")
         self._local = threading.local()
@@ -301,6 +312,7 @@ class SQLiteStore(Store):
         return SaveResult.UPDATED
 
     def _write_quarantine(self, conn: sqlite3.Connection, op: QuarantineWrite) -> SaveResult:
+        op = quarantine.bounded(op, self.quarantine_max_body_bytes)
         conn.execute(
             "INSERT INTO quarantine (received_at, reason, errors, method, url, headers, body, "
             "body_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -319,10 +331,10 @@ class SQLiteStore(Store):
 
     def _enforce_quarantine_bounds(self, conn: sqlite3.Connection) -> None:
         cutoff = to_epoch_ms(datetime.now(UTC) - self._quarantine_retention)
-        newest = conn.execute("SELECT max(id) FROM quarantine").fetchone()[0]
+        newest = conn.execute("SELECT max(id) FROM quarantine").fetchone()[0] or 0
         dropped = conn.execute(
-            "DELETE FROM quarantine WHERE id <= ? OR received_at < ?",
-            (newest - self._quarantine_max, cutoff),
+            f"DELETE FROM quarantine WHERE id <= ? OR received_at < ? OR id <= ({_OVER_BYTES})",
+            (newest - self._quarantine_max, cutoff, self._quarantine_max_bytes),
         ).rowcount
         if dropped:
             conn.execute(
