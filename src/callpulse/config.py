@@ -38,6 +38,8 @@ class Settings:
     writer_max_batch: int = 512
     quarantine_max_entries: int = 10000
     quarantine_retention_days: int = 30
+    quarantine_max_body_bytes: int = 16384  # of each entry's body (body_size keeps the size)
+    quarantine_max_bytes: int = 64 * 1024 * 1024  # of all entries: the oldest go beyond this
     api_token: str = ""  # guards the JSON API and the dashboard
     poor_mos: float = 3.5  # calls below this MOS count as poor
     short_call_s: int = 10  # completed calls shorter than this count as short
@@ -140,6 +142,8 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "writer_max_batch": _positive_int,
     "quarantine_max_entries": _positive_int,
     "quarantine_retention_days": _positive_int,
+    "quarantine_max_body_bytes": _positive_int,
+    "quarantine_max_bytes": _positive_int,
     "api_token": _api_token,
     "poor_mos": _mos,
     "short_call_s": _non_negative_int,

@@ -78,6 +78,11 @@ QUARANTINE_DROPPED = Gauge(
     multiprocess_mode="mostrecent",
     registry=REGISTRY,
 )
+QUARANTINE_SHED = Counter(
+    "callpulse_quarantine_shed",
+    "Rejected requests not kept in quarantine: the writer's buffer for them was full",
+    registry=REGISTRY,
+)
 DATABASE_UP = Gauge(
     "callpulse_database_up",
     "1 when the last database write succeeded",

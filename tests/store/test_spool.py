@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from callpulse.callback import parse_callback
-from callpulse.store.base import CallWrite, SaveResult, WriteOp, op_to_json
+from callpulse.store import Store
+from callpulse.store.base import CallWrite, SaveResult, StoreUnavailable, WriteOp, op_to_json
 from callpulse.store.spool import Spool
 from callpulse.store.sqlite import SQLiteStore
 from tests.store.test_store import NOW, junk
@@ -46,9 +47,60 @@ def test_failed_drain_keeps_everything(tmp_path: Path) -> None:
 
     with pytest.raises(RuntimeError):
         spool.drain(broken)
-    assert len(spool.files()) == 1 and spool.has_pending()
-    spool.append(writes(1))  # goes to a new file, drained after the older one
-    assert len(spool.files()) == 2
+    assert len(spool.files()) == 1 and spool.has_pending() and spool.depth() == 2
+    spool.append(writes(1))  # the same file: still ours, still locked
+    assert len(spool.files()) == 1 and spool.depth() == 3
+
+
+def test_outage_retries_keep_one_file_and_store_each_op_once(tmp_path: Path, store: Store) -> None:
+    spool = Spool(tmp_path / "spool")
+    down = True
+    attempts = 0
+
+    def write(batch: Sequence[WriteOp]) -> list[SaveResult]:
+        nonlocal attempts
+        attempts += 1
+        if down:
+            raise StoreUnavailable("database still down")
+        return store.write_batch(batch)
+
+    spooled: list[WriteOp] = []
+    for _ in range(50):  # a drain retry after each spooled batch, as the writer does
+        batch: list[WriteOp] = [*writes(2), junk(len(spooled))]
+        spool.append(batch)
+        spooled.extend(batch)
+        with pytest.raises(StoreUnavailable):
+            spool.drain(write, batch_size=4)
+        assert len(spool.files()) == 1
+    assert spool.depth() == 150 and attempts == 50
+    down = False
+    assert spool.drain(write, batch_size=4) == 150
+    assert spool.files() == [] and not spool.has_pending() and spool.depth() == 0
+    assert store.count_calls() == 100
+    assert store.quarantine_counts() == (5, 45)  # the fixture's cap is 5 entries
+    spool.append(writes(1))  # a later outage starts a new file
+    assert len(spool.files()) == 1
+
+
+def test_a_drain_that_fails_midway_resumes_where_it_stopped(tmp_path: Path, store: Store) -> None:
+    spool = Spool(tmp_path / "spool")
+    spool.append([junk(n) for n in range(4)])
+    calls = 0
+
+    def second_batch_fails(batch: Sequence[WriteOp]) -> list[SaveResult]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise StoreUnavailable("down again")
+        return store.write_batch(batch)
+
+    with pytest.raises(StoreUnavailable):
+        spool.drain(second_batch_fails, batch_size=2)
+    assert store.quarantine_counts() == (2, 0) and spool.depth() == 2
+    assert spool.drain(store.write_batch, batch_size=2) == 2
+    bodies = sorted(e.body for e in store.list_quarantine())
+    assert bodies == [b"body0", b"body1", b"body2", b"body3"]  # each stored once
+    assert spool.files() == []
 
 
 def test_torn_last_line_is_ignored_and_orphans_are_drained(

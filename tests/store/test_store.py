@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from callpulse.callback import parse_callback
 from callpulse.config import Settings
 from callpulse.store import Store, open_store
-from callpulse.store.base import CallWrite, QuarantineWrite, SaveResult
+from callpulse.store.base import CallWrite, QuarantineWrite, SaveResult, StoreRefused
 from callpulse.store.migrations import SQLITE_MIGRATIONS
 from tests.support import callback_fields
 
@@ -192,3 +195,25 @@ def test_database_url_in_messages_hides_the_password() -> None:
     assert without_password("postgresql://app@db/calls?password=s3cret&sslmode=require") == (
         "postgresql://app@db/calls?password=***&sslmode=require"
     )
+
+
+def odd(write: CallWrite, **changes: object) -> CallWrite:
+    """The write with values no callback parser lets through (the store is the last line)."""
+    return CallWrite(dataclasses.replace(write.record, **changes), write.received_at)  # type: ignore[arg-type]
+
+
+def test_a_value_the_database_cannot_hold_is_refused(store: Store) -> None:
+    stored = call()
+    store.write_batch([stored])
+    for bad in (
+        odd(call(), to_number="+1555\ud800"),  # a lone surrogate: not encodable as UTF-8
+        odd(stored, to_number="+1555\ud800"),  # the same, as an update of a stored call
+        odd(stored, duration_s=10**30),  # beyond any integer column
+    ):
+        with pytest.raises(StoreRefused):
+            store.write_batch([bad])
+    fine = call()
+    assert store.write_batch([fine]) == [SaveResult.INSERTED]  # the store goes on
+    assert store.count_calls() == 2
+    kept = {c.record.call_sid: c.record for c in store.iter_calls()}
+    assert kept == {stored.record.call_sid: stored.record, fine.record.call_sid: fine.record}

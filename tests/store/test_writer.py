@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -9,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from callpulse.callback import parse_callback
+from callpulse.store import Store
+from callpulse.store import writer as writer_module
 from callpulse.store.base import CallWrite, SaveResult, StoreUnavailable, WriteOp
 from callpulse.store.spool import Spool
 from callpulse.store.sqlite import SQLiteStore
@@ -135,3 +138,106 @@ def test_a_bug_fails_its_batch_but_not_the_writer(tmp_path: Path) -> None:
         writer.submit_sync(new_write())
     assert writer.submit_sync(new_write()) == SaveResult.INSERTED  # still alive
     writer.stop()
+
+
+def test_outage_keeps_one_spool_file_and_stores_each_call_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "DRAIN_RETRY_S", 0.0)  # a drain attempt on every batch
+
+    class Down(SQLiteStore):
+        down = True
+
+        def write_batch(self, ops: Sequence[WriteOp]) -> list[SaveResult]:
+            if self.down:
+                raise StoreUnavailable("database down")
+            return super().write_batch(ops)
+
+    store = Down(tmp_path / "calls.db")
+    store.upgrade()
+    writer = BatchWriter(store, Spool(tmp_path / "spool"))
+    writer.start()
+    sent = [new_write() for _ in range(200)]
+    assert [writer.submit_sync(w) for w in sent] == [SaveResult.SPOOLED] * 200
+    assert len(writer.spool.files()) == 1
+    store.down = False
+    assert writer.submit_sync(new_write()) == SaveResult.INSERTED  # drains first, in order
+    assert writer.spool.files() == [] and writer.database_ok
+    writer.stop()
+    assert store.count_calls() == 201
+
+
+def poisoned(store: Store, monkeypatch: pytest.MonkeyPatch, error: Exception) -> CallWrite:
+    """A call whose presence makes the store's write_batch raise ``error``, as a driver does
+    for a value it cannot convert; everything else is written as usual."""
+    poison = new_write()
+    real = store.write_batch
+
+    def write_batch(ops: Sequence[WriteOp]) -> list[SaveResult]:
+        if any(op is poison for op in ops):
+            raise error
+        return real(ops)
+
+    monkeypatch.setattr(store, "write_batch", write_batch)
+    return poison
+
+
+def test_a_value_the_store_cannot_convert_fails_only_its_own_request(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poison = poisoned(store, monkeypatch, OverflowError("Python int too large"))
+    writer = BatchWriter(store, Spool(tmp_path / "spool"))
+    ops: list[WriteOp] = [new_write() for _ in range(5)]
+    ops.insert(3, poison)
+    outcomes = writer._write(ops)  # one batch, as group commit makes it
+    assert outcomes == [SaveResult.INSERTED] * 3 + [SaveResult.REFUSED] + [SaveResult.INSERTED] * 2
+    assert store.count_calls() == 5 and writer.database_ok
+    (entry,) = store.list_quarantine()
+    assert entry.reason == "refused" and "int too large" in entry.errors["database"]
+    assert f"CallSid={poison.record.call_sid}" in entry.body.decode()
+
+
+def test_a_real_value_no_backend_can_hold_is_refused_alone(tmp_path: Path, store: Store) -> None:
+    writer = BatchWriter(store, Spool(tmp_path / "spool"))
+    good = new_write()
+    bad = CallWrite(dataclasses.replace(new_write().record, to_number="+1555\ud800"), NOW)
+    other = new_write()
+    assert writer._write([good, bad, other]) == [
+        SaveResult.INSERTED,
+        SaveResult.REFUSED,
+        SaveResult.INSERTED,
+    ]
+    (entry,) = store.list_quarantine()
+    assert entry.reason == "refused" and b"%5Cud800" in entry.body  # kept, escaped
+
+
+def test_a_bug_on_one_write_fails_only_that_request(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poison = poisoned(store, monkeypatch, RuntimeError("boom"))
+    writer = BatchWriter(store, Spool(tmp_path / "spool"))
+    first, last = new_write(), new_write()
+    outcomes = writer._write([first, poison, last])
+    assert outcomes[0] == outcomes[2] == SaveResult.INSERTED
+    assert isinstance(outcomes[1], StoreUnavailable) and "internal error: boom" in str(outcomes[1])
+    assert store.count_calls() == 2 and store.quarantine_counts() == (0, 0)  # the sender retries
+
+
+def test_a_spooled_write_that_always_fails_is_kept_and_does_not_block_the_spool(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = BatchWriter(store, Spool(tmp_path / "spool"))
+    poison = new_write()
+    writer.spool.append([new_write(), poison, new_write()])
+    real = store.write_batch
+
+    def write_batch(ops: Sequence[WriteOp]) -> list[SaveResult]:
+        if any(isinstance(op, CallWrite) and op.record == poison.record for op in ops):
+            raise RuntimeError("boom")
+        return real(ops)
+
+    monkeypatch.setattr(store, "write_batch", write_batch)
+    writer._try_drain(force=True)
+    assert not writer.spool.has_pending() and writer.spool.files() == []
+    assert store.count_calls() == 2
+    assert [e.reason for e in store.list_quarantine()] == ["refused"]

@@ -38,6 +38,8 @@ def open_store(settings: Settings) -> Store:
             busy_timeout_ms=settings.busy_timeout_ms,
             quarantine_max_entries=settings.quarantine_max_entries,
             quarantine_retention=timedelta(days=settings.quarantine_retention_days),
+            quarantine_max_body_bytes=settings.quarantine_max_body_bytes,
+            quarantine_max_bytes=settings.quarantine_max_bytes,
         )
     if url.startswith(("postgresql://", "postgres://")):
         from callpulse.store.postgres import PostgresStore
@@ -46,6 +48,8 @@ def open_store(settings: Settings) -> Store:
             url,
             quarantine_max_entries=settings.quarantine_max_entries,
             quarantine_retention=timedelta(days=settings.quarantine_retention_days),
+            quarantine_max_body_bytes=settings.quarantine_max_body_bytes,
+            quarantine_max_bytes=settings.quarantine_max_bytes,
         )
     raise ConfigError(
         f"CALLPULSE_DATABASE_URL: unsupported database URL {url.split('@')[-1]!r} "

@@ -293,8 +293,11 @@ class Store(abc.ABC):
     def _write_known(self, conn: Any, op: CallWrite) -> SaveResult:
         """A call whose key is stored already: a retry, an update, or a recovered call."""
 
+    quarantine_max_body_bytes: int  # each entry's stored body is cut to this
+
     @abc.abstractmethod
-    def _write_quarantine(self, conn: Any, op: QuarantineWrite) -> SaveResult: ...
+    def _write_quarantine(self, conn: Any, op: QuarantineWrite) -> SaveResult:
+        """Insert the entry cut to the quarantine's sizes (``store.quarantine.bounded``)."""
 
     @abc.abstractmethod
     def _enforce_quarantine_bounds(self, conn: Any) -> None: ...

@@ -19,7 +19,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from callpulse.callback import WITHHELD
 from callpulse.regions import region_of
-from callpulse.store import rollups
+from callpulse.store import quarantine, rollups
 from callpulse.store.base import (
     RECONCILED,
     CallWrite,
@@ -104,6 +104,13 @@ def caller_stripes(calls: Iterable[CallWrite]) -> list[int]:
     )
 
 
+# The newest entry that no longer fits in the quarantine's bytes with all newer ones (0: none).
+_OVER_BYTES = (
+    "SELECT coalesce(max(id), 0) FROM (SELECT id, sum(octet_length(body) "
+    "+ octet_length(headers::text) + octet_length(url) + octet_length(errors::text)) "
+    "OVER (ORDER BY id DESC ROWS UNBOUNDED PRECEDING) AS total FROM quarantine) AS sized "
+    "WHERE total > %s"
+)
 _QUARANTINE_SELECT = (
     "SELECT id, received_at, reason, errors, method, url, headers, body, body_size FROM quarantine"
 )
@@ -149,11 +156,15 @@ class PostgresStore(Store):
         connect_timeout_s: float = 2.0,
         quarantine_max_entries: int = 10000,
         quarantine_retention: timedelta = timedelta(days=30),
+        quarantine_max_body_bytes: int = quarantine.DEFAULT_MAX_BODY_BYTES,
+        quarantine_max_bytes: int = quarantine.DEFAULT_MAX_BYTES,
     ) -> None:
         self.url = url
         self._label = _safe_url(url)
         self._quarantine_max = quarantine_max_entries
         self._quarantine_retention = quarantine_retention
+        self.quarantine_max_body_bytes = quarantine_max_body_bytes
+        self._quarantine_max_bytes = quarantine_max_bytes
         self._timeout = connect_timeout_s
         self._partitions: set[str] = set()
         self._pool = ConnectionPool(
@@ -212,6 +223,9 @@ class PostgresStore(Store):
                     raise _unavailable(self._label, exc) from exc
             except (psycopg.DataError, psycopg.IntegrityError) as exc:
                 raise StoreRefused(f"PostgreSQL {self._label} refused: {exc}") from exc
+            except (ValueError, OverflowError) as exc:
+                # A value psycopg cannot send (a lone surrogate: UnicodeEncodeError).
+                raise StoreRefused(f"PostgreSQL {self._label} cannot hold a value: {exc}") from exc
             except psycopg.Error as exc:
                 raise _unavailable(self._label, exc) from exc
         raise AssertionError("unreachable")
@@ -328,6 +342,7 @@ class PostgresStore(Store):
         return SaveResult.UPDATED
 
     def _write_quarantine(self, conn: psycopg.Connection[Any], op: QuarantineWrite) -> SaveResult:
+        op = quarantine.bounded(op, self.quarantine_max_body_bytes)
         conn.execute(
             "INSERT INTO quarantine (received_at, reason, errors, method, url, headers, body, "
             "body_size) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
@@ -348,8 +363,8 @@ class PostgresStore(Store):
         cutoff = datetime.now(UTC) - self._quarantine_retention
         dropped = conn.execute(
             "DELETE FROM quarantine WHERE id <= (SELECT max(id) FROM quarantine) - %s "
-            "OR received_at < %s",
-            (self._quarantine_max, cutoff),
+            f"OR received_at < %s OR id <= ({_OVER_BYTES})",
+            (self._quarantine_max, cutoff, self._quarantine_max_bytes),
         ).rowcount
         if dropped:
             conn.execute(

@@ -2,12 +2,15 @@
 
 Each process appends to its own ``active-<pid>-<ns>.jsonl`` file, holding an exclusive flock on it
 while the file is open; a drainer may take any file whose lock it can get, so files left by a
-process that died are drained by whichever process runs next. Re-applying a drained file is
-harmless (call writes are idempotent), which is what makes a crash in mid-drain safe.
+process that died are drained by whichever process runs next. A process drains its own file in
+place (it keeps the lock and remembers how far it got), so an outage never multiplies files.
+Re-applying a drained file is harmless (call writes are idempotent), which is what makes a crash
+in mid-drain safe.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -17,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from callpulse.store.base import SaveResult, WriteOp, op_from_json, op_to_json
+from callpulse.store.base import WriteOp, op_from_json, op_to_json
 
 log = logging.getLogger(__name__)
 RESCAN_S = 1.0
@@ -35,6 +38,8 @@ class Spool:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._active: BinaryIO | None = None
+        self._active_path: Path | None = None
+        self._drained_to = 0  # bytes of the own file already stored by an earlier drain
         self._active_count = 0
         self._files_seen = False
         self._scanned_at = float("-inf")
@@ -47,11 +52,19 @@ class Spool:
             handle = path.open("ab")
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             _fsync_dir(self.directory)
-            self._active, self._active_count = handle, 0
+            self._active, self._active_path = handle, path
+            self._active_count = self._drained_to = 0
         data = b"".join(json.dumps(op_to_json(op)).encode() + b"\n" for op in ops)
-        self._active.write(data)
-        self._active.flush()
-        os.fsync(self._active.fileno())
+        try:
+            self._active.write(data)
+            self._active.flush()
+            os.fsync(self._active.fileno())
+        except OSError:
+            # A torn tail must not run into the next append: leave this file to the drainer
+            # (which ignores a torn last line) and start a new one next time.
+            with contextlib.suppress(OSError):
+                self._forget_active()
+            raise
         self._active_count += len(ops)
 
     def files(self) -> list[Path]:
@@ -75,18 +88,18 @@ class Spool:
         self._files_seen = bool(self.files())
         self._scanned_at = time.monotonic()
 
-    def drain(
-        self, write: Callable[[Sequence[WriteOp]], list[SaveResult]], batch_size: int = 500
-    ) -> int:
+    def drain(self, write: Callable[[Sequence[WriteOp]], object], batch_size: int = 500) -> int:
         """Move every spooled op whose file this process can lock into the store.
 
-        ``write`` raises when the store is still unavailable; files not yet drained stay.
+        ``write`` raises when the store is still unavailable; files not yet drained stay. This
+        process's own file is drained in place, under the lock it holds: it is closed and removed
+        only once all its ops are stored, so retries during an outage make no new files.
         """
-        if self._active is not None:
-            self._active.close()  # releases our lock; the file is then drained like any other
-            self._active = None
         moved = 0
+        own = self._active_path
         for path in self.files():
+            if path == own:
+                continue
             try:
                 handle = path.open("rb")
             except FileNotFoundError:
@@ -104,9 +117,47 @@ class Spool:
                 path.unlink()
                 _fsync_dir(self.directory)
                 moved += len(ops)
-        self._active_count = 0
+        if own is not None:
+            moved += self._drain_own(own, write, batch_size)
         self._rescan()
         return moved
+
+    def _drain_own(
+        self, path: Path, write: Callable[[Sequence[WriteOp]], object], batch_size: int
+    ) -> int:
+        """Store the ops of this process's file from where the last drain stopped; once all are
+        stored, close and remove the file (the next append starts a new one)."""
+        try:
+            reader = path.open("rb")  # the lock stays with self._active meanwhile
+        except FileNotFoundError:
+            log.error("spool file %s vanished; its callbacks are lost", path)
+            self._forget_active()
+            return 0
+        with reader:
+            reader.seek(self._drained_to)
+            data = reader.read()
+        complete = data[: data.rfind(b"\n") + 1]  # every acknowledged line ends in a newline
+        lines = complete.splitlines(keepends=True)
+        moved = 0
+        for start in range(0, len(lines), batch_size):
+            chunk = lines[start : start + batch_size]
+            ops = self._read(path, b"".join(chunk))
+            if ops:
+                write(ops)
+            self._drained_to += sum(map(len, chunk))
+            self._active_count = max(0, self._active_count - len(ops))
+            moved += len(ops)
+        if len(complete) == len(data):  # nothing torn after the last line: the file is done
+            path.unlink()
+            _fsync_dir(self.directory)
+            self._forget_active()
+        return moved
+
+    def _forget_active(self) -> None:
+        if self._active is not None:
+            self._active.close()  # releases our lock
+        self._active, self._active_path = None, None
+        self._active_count = self._drained_to = 0
 
     @staticmethod
     def _read(path: Path, data: bytes) -> list[WriteOp]:

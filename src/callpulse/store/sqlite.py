@@ -15,7 +15,7 @@ from typing import Any
 
 from callpulse.config import SYNCHRONOUS_MODES
 from callpulse.regions import region_of
-from callpulse.store import checkpoint, rollups
+from callpulse.store import checkpoint, quarantine, rollups
 from callpulse.store.base import (
     RECONCILED,
     CallWrite,
@@ -52,6 +52,9 @@ _VERSION_COLUMNS = (
 
 # Errors about the data itself; every other sqlite3.Error (locked, I/O, disk full) is an outage.
 _REFUSALS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
+# A value sqlite3 cannot bind (an int beyond 64 bits: OverflowError; a lone surrogate:
+# UnicodeEncodeError) fails before it reaches the database: refused just the same.
+_VALUE_ERRORS = (ValueError, OverflowError)
 # Rows come back with times in epoch milliseconds and JSON as text.
 _call = functools.partial(stored_call_from_row, decode_time=from_epoch_ms, decode_json=json.loads)
 _entry = functools.partial(
@@ -76,6 +79,13 @@ _INSERT_NEW = (
 
 
 _REFRESH_REPEATS = rollups.refresh_repeats(rollups.SQLITE)
+# The newest entry that no longer fits in the quarantine's bytes with all newer ones (0: none).
+# length() of a BLOB reads no content; of TEXT it counts characters (headers are mostly ASCII).
+_OVER_BYTES = (
+    "SELECT coalesce(max(id), 0) FROM (SELECT id, sum(length(body) + length(headers) "
+    "+ length(url) + length(errors)) OVER (ORDER BY id DESC ROWS UNBOUNDED PRECEDING) AS total "
+    "FROM quarantine) WHERE total > ?"
+)
 
 
 class SQLiteStore(Store):
@@ -89,12 +99,16 @@ class SQLiteStore(Store):
         busy_timeout_ms: int = 1000,
         quarantine_max_entries: int = 10000,
         quarantine_retention: timedelta = timedelta(days=30),
+        quarantine_max_body_bytes: int = quarantine.DEFAULT_MAX_BODY_BYTES,
+        quarantine_max_bytes: int = quarantine.DEFAULT_MAX_BYTES,
     ) -> None:
         self.path = path
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._quarantine_max = quarantine_max_entries
         self._quarantine_retention = quarantine_retention
+        self.quarantine_max_body_bytes = quarantine_max_body_bytes
+        self._quarantine_max_bytes = quarantine_max_bytes
         if synchronous not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}")
         self._local = threading.local()
@@ -181,15 +195,21 @@ class SQLiteStore(Store):
             if self._checkpointer is not None:
                 self._checkpointer.restart_if_wanted(conn, self._busy_timeout_ms)
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    self._writer = None  # reconnect on the next batch
+            self._roll_back(conn)
             if isinstance(exc, _REFUSALS):
                 raise StoreRefused(f"SQLite database {self.path} refused: {exc}") from exc
             raise StoreUnavailable(f"SQLite database {self.path}: {exc}") from exc
+        except _VALUE_ERRORS as exc:
+            self._roll_back(conn)
+            raise StoreRefused(f"SQLite database {self.path} cannot hold a value: {exc}") from exc
         return results
+
+    def _roll_back(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                self._writer = None  # reconnect on the next batch
 
     def _insert_new_calls(
         self, conn: sqlite3.Connection, ops: Sequence[WriteOp], results: list[SaveResult]
@@ -212,7 +232,9 @@ class SQLiteStore(Store):
                 [call_key(*ident), *ident, *self._values(op), region_of(op.record.from_number),
                  op.fingerprint()]
             )  # fmt: skip
-        cursor = conn.execute(_INSERT_NEW, (json.dumps(rows),))
+        # Not ASCII-escaped: a lone surrogate fails to encode here (refused) instead of being
+        # stored as bytes that are not UTF-8, which no later read could decode.
+        cursor = conn.execute(_INSERT_NEW, (json.dumps(rows, ensure_ascii=False),))
         if cursor.rowcount == len(rows):
             for index in first.values():
                 results[index] = SaveResult.INSERTED
@@ -292,6 +314,7 @@ class SQLiteStore(Store):
         return SaveResult.UPDATED
 
     def _write_quarantine(self, conn: sqlite3.Connection, op: QuarantineWrite) -> SaveResult:
+        op = quarantine.bounded(op, self.quarantine_max_body_bytes)
         conn.execute(
             "INSERT INTO quarantine (received_at, reason, errors, method, url, headers, body, "
             "body_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -310,10 +333,10 @@ class SQLiteStore(Store):
 
     def _enforce_quarantine_bounds(self, conn: sqlite3.Connection) -> None:
         cutoff = to_epoch_ms(datetime.now(UTC) - self._quarantine_retention)
-        newest = conn.execute("SELECT max(id) FROM quarantine").fetchone()[0]
+        newest = conn.execute("SELECT max(id) FROM quarantine").fetchone()[0] or 0
         dropped = conn.execute(
-            "DELETE FROM quarantine WHERE id <= ? OR received_at < ?",
-            (newest - self._quarantine_max, cutoff),
+            f"DELETE FROM quarantine WHERE id <= ? OR received_at < ? OR id <= ({_OVER_BYTES})",
+            (newest - self._quarantine_max, cutoff, self._quarantine_max_bytes),
         ).rowcount
         if dropped:
             conn.execute(
