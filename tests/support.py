@@ -10,8 +10,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -19,6 +20,7 @@ from callpulse.config import Settings
 from callpulse.signature import compatibility_signature
 from callpulse.store import Store, open_store
 
+T = TypeVar("T")
 SIGNING_KEY = "PSKtest-signing-key-0123456789"
 ACCOUNT_SID = "b3877c40-da60-4998-90ad-b792e98472af"
 EXAMPLE_PAYLOAD = {
@@ -287,3 +289,17 @@ def backend_database(backend: str, workdir: Path) -> Iterator[str]:
             yield url
     else:
         raise ValueError(f"unknown backend {backend!r}")
+
+
+def settled(read: Callable[[], T], quiet_s: float = 0.3, timeout: float = 10.0) -> T:
+    """``read()`` once it stops changing: quarantine entries are written just after the answer
+    to their request (rejections never wait on, nor hold up, the writer)."""
+    deadline = time.monotonic() + timeout
+    last = read()
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        again = read()
+        if again == last:
+            return again
+        last = again
+    raise AssertionError(f"still changing after {timeout} s: {last!r}"[:500])
