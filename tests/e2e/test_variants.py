@@ -171,3 +171,26 @@ def test_the_setting_refuses_signatures_over_the_url_alone(tmp_path: Path) -> No
             "X-SignalWire-Signature"]  # fmt: skip
     finally:
         server.stop()
+
+
+def test_a_lone_surrogate_in_a_signed_extra_field_keeps_every_export_working(
+    api_server: ServerProcess, tmp_path: Path
+) -> None:
+    """Once accepted whole, such a callback broke every later export (jsonl, csv, parquet)."""
+    url = api_server.callback_url
+    raw = json.dumps({**callback_fields(), "CallerName": "\ud800", "\udfffKey": "x"}).encode()
+    signed = body_hash_url(url, raw)
+    response = httpx.post(
+        signed,
+        content=raw,
+        headers={"Content-Type": "application/json", "X-SignalWire-Signature": sw_sign(signed, {})},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    assert {p["field"] for p in response.json()["problems"]} == {"CallerName", "\ufffdKey"}
+    for fmt in ("jsonl", "csv"):
+        out = api_server.cli("export", "--format", fmt).stdout
+        assert "\ufffd" in out, fmt
+    parquet = tmp_path / "calls.parquet"
+    api_server.cli("export", "--format", "parquet", "--output", str(parquet))
+    assert parquet.stat().st_size > 0
