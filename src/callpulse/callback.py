@@ -51,6 +51,7 @@ WITHHELD = "withheld"
 WITHHELD_CALLER_IDS = frozenset(
     {"", "anonymous", "restricted", "unknown", "private", "unavailable", "withheld"}
 )
+MAX_JSON_DEPTH = 64  # a callback is flat; anything this deep is not one
 MAX_DURATION_S = 7 * 24 * 3600  # anything longer is a sender bug that would poison averages
 # Call times every backend and partition scheme holds; outside it a time is a sender's error.
 EARLIEST_CALL = datetime(1970, 1, 1, tzinfo=UTC)
@@ -129,17 +130,46 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return fields_from_pairs(pairs)
 
 
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):  # 1e400: valid JSON, but no float holds it, and no store takes inf
+        raise ValueError(f"number {literal[:40]} is out of range")
+    return value
+
+
+def _depth(data: Any) -> int:
+    """How deeply ``data`` nests lists and objects (a flat callback object is 1)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            deepest = max(deepest, level)
+            stack.extend((item, level + 1) for item in value)
+    return deepest
+
+
 def decode_json(body: bytes) -> Fields:
     try:
-        data = json.loads(body, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
-    # ValueError covers JSONDecodeError, UnicodeDecodeError, NaN/Infinity and integers over
-    # Python's digit limit; RecursionError a deeply nested body. None of them may become a 500.
+        data = json.loads(
+            body,
+            parse_constant=_no_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_unique_keys,
+        )
+    # ValueError covers JSONDecodeError, UnicodeDecodeError, NaN/Infinity, floats out of range
+    # and integers over Python's digit limit; RecursionError a deeply nested body. None of them
+    # may become a 500.
     except CallbackError:
         raise
     except (ValueError, RecursionError) as exc:
         raise CallbackError({"body": f"invalid JSON ({exc})"}) from None
     if not isinstance(data, dict):
         raise CallbackError({"body": "JSON body must be an object of callback fields"})
+    # Everything after this (cleaning text, storing, exporting) walks the value recursively.
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise CallbackError({"body": f"JSON nested deeper than {MAX_JSON_DEPTH} levels"})
     return data
 
 
