@@ -83,8 +83,11 @@ class Spool:
         ``write`` raises when the store is still unavailable; files not yet drained stay.
         """
         if self._active is not None:
-            self._active.close()  # releases our lock; the file is then drained like any other
-            self._active = None
+            # Closing releases our lock; the file is then drained like any other. Forget the
+            # handle first: closing flushes what a failed append left buffered, which raises
+            # again while the disk is full, and a closed handle must not be written to later.
+            active, self._active = self._active, None
+            active.close()
         moved = 0
         for path in self.files():
             try:
