@@ -675,12 +675,13 @@ def test_fuzz_never_fails_loses_or_doubles(
     for entry in entries:
         assert entry.headers.get("cookie", "<redacted>") == "<redacted>"
         assert entry.headers.get("authorization", "<redacted>") == "<redacted>"
-    held = sum(
+    held = sorted(
         len(e.body) + len(e.url.encode("utf-8", "surrogatepass"))
         + len(json.dumps(e.headers)) + len(json.dumps(e.errors))
         for e in entries
     )  # fmt: skip
-    bytes_per_refusal = held / max(1, len(entries))
+    bytes_per_refusal = sum(held) / max(1, len(held))
+    median_bytes = held[len(held) // 2] if held else 0
 
     # Every acknowledged callback is stored exactly once; nothing else is stored.
     with server.store() as store:
@@ -715,5 +716,6 @@ def test_fuzz_never_fails_loses_or_doubles(
         f"({len(refused)} refused, reasons {dict(Counter(o.reason for o in refused))}); "
         f"acknowledged {sum(acked.values())} answers for {len(acked)} calls, stored "
         f"{sum(stored.values())}; quarantine {kept} kept, {dropped} dropped, "
-        f"{bytes_per_refusal:.0f} bytes per refused request"
+        f"{bytes_per_refusal:.0f} bytes per refused request (median {median_bytes}, "
+        f"largest {held[-1] if held else 0})"
     )

@@ -154,10 +154,13 @@ class Spool:
         return moved
 
     def _forget_active(self) -> None:
-        if self._active is not None:
-            self._active.close()  # releases our lock
+        # Forgotten before it is closed: closing flushes what a failed append left buffered,
+        # which raises again while the disk is full, and a closed handle must never be reused.
+        active = self._active
         self._active, self._active_path = None, None
         self._active_count = self._drained_to = 0
+        if active is not None:
+            active.close()  # releases our lock
 
     @staticmethod
     def _read(path: Path, data: bytes) -> list[WriteOp]:
