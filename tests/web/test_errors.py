@@ -71,3 +71,17 @@ def test_routing_failures_outside_the_api_are_json(
     assert response.status_code == status
     assert response.headers["content-type"] == "application/json"
     assert response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/callbacks/call-status/", "/api/v1/summary/", "/healthz/", "/metrics/"]
+)
+def test_a_trailing_slash_is_a_json_404_not_a_redirect_to_the_host_header(
+    client: TestClient, path: str
+) -> None:
+    response = client.get(
+        path, headers={**AUTH, "Host": "attacker.example"}, follow_redirects=False
+    )
+    assert response.status_code == 404
+    assert "location" not in response.headers
+    assert response.json()["error"]

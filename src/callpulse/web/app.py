@@ -73,6 +73,8 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
         exception_handlers={HTTPException: http.http_error},
         lifespan=lifespan,
     )
+    # Starlette's trailing-slash redirect builds its Location from the Host header: a 404 instead.
+    app.router.redirect_slashes = False
     app.state.writer = writer
     app.state.analytics = analytics
     app.state.settings = settings
