@@ -17,6 +17,10 @@ class BadCursor(ValueError):
     """A cursor this server did not hand out."""
 
 
+# Cursor values are row ids and epoch milliseconds: the database's signed 64-bit integers.
+_INT64 = range(-(2**63), 2**63)
+
+
 def _encode(values: list[int]) -> str:
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
 
@@ -29,7 +33,7 @@ def _decode(cursor: str, length: int) -> list[int]:
     if not (
         isinstance(values, list)
         and len(values) == length
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+        and all(isinstance(v, int) and not isinstance(v, bool) and v in _INT64 for v in values)
     ):
         raise BadCursor("cursor is not one this API returned; start again without it")
     return values

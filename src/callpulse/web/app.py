@@ -9,6 +9,7 @@ import os
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.routing import Mount, Route
 
 from callpulse import metrics
@@ -19,7 +20,7 @@ from callpulse.reconcile import PeriodicReconcile
 from callpulse.store import open_store
 from callpulse.store.spool import Spool
 from callpulse.store.writer import BatchWriter
-from callpulse.web import health
+from callpulse.web import health, http
 from callpulse.web.api import create_api
 from callpulse.web.auth import Access
 from callpulse.web.dashboard import dashboard_routes
@@ -69,8 +70,11 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
             Mount("/api/v1", app=create_api(analytics, access)),
             *dashboard_routes(access, signatures_checked=bool(settings.signing_keys)),
         ],
+        exception_handlers={HTTPException: http.http_error},
         lifespan=lifespan,
     )
+    # Starlette's trailing-slash redirect builds its Location from the Host header: a 404 instead.
+    app.router.redirect_slashes = False
     app.state.writer = writer
     app.state.analytics = analytics
     app.state.settings = settings

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -22,6 +23,10 @@ from starlette.responses import Response
 
 SESSION_COOKIE = "callpulse_session"
 SESSION_MAX_AGE_S = 7 * 24 * 3600
+# issue time, nonce, MAC: ASCII digits and hex only; anything else is simply not a session
+# (str.isdigit() accepts digits such as "\u00b2" that int() refuses).
+_SESSION_FORMAT = re.compile(r"([0-9]{1,12})\.([0-9a-f]{32})\.([0-9a-f]{64})")
+_MAX_SESSION_CHARS = 128
 CLOSED_MESSAGE = (
     "no API token is configured: set CALLPULSE_API_TOKEN to a long random secret and restart"
 )
@@ -98,11 +103,13 @@ class Access:
     def session_valid(self, value: str) -> bool:
         if not self.configured:
             return False
-        payload, _, mac = value.rpartition(".")
-        issued, _, _nonce = payload.partition(".")
-        if not issued.isdigit() or time.time() - int(issued) > SESSION_MAX_AGE_S:
+        parts = _SESSION_FORMAT.fullmatch(value) if len(value) <= _MAX_SESSION_CHARS else None
+        if parts is None:
             return False
-        return hmac.compare_digest(mac.encode(), self._session_mac(payload).encode())
+        issued, nonce, mac = parts.groups()
+        if time.time() - int(issued) > SESSION_MAX_AGE_S:
+            return False
+        return hmac.compare_digest(mac.encode(), self._session_mac(f"{issued}.{nonce}").encode())
 
     def check(self, conn: HTTPConnection, bearer: str | None = None) -> None:
         """Raise AccessDenied unless the request may read data."""

@@ -69,6 +69,7 @@ def create_api(analytics: Analytics, access: Access) -> FastAPI:
         # The interactive docs load their scripts from a CDN: useless offline, so they are off.
         docs_url=None,
         redoc_url=None,
+        redirect_slashes=False,  # its Location would come from the Host header
         dependencies=[Depends(authorized)],
         responses={
             400: {"model": errors.ErrorBody, "description": "a bad parameter, named"},

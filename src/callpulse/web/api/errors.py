@@ -41,8 +41,16 @@ async def _invalid(request: Request, exc: Exception) -> Response:
     location = [str(part) for part in first.get("loc", ()) if part not in ("query", "path")]
     parameter = location[0] if location else "request"
     hint = HINTS.get(parameter)
-    message = f"{parameter}: {first.get('msg', 'invalid')}" + (f"; expected {hint}" if hint else "")
+    if hint is None:
+        message = f"{parameter}: {first.get('msg', 'invalid')}"
+    else:  # the expected form in words of this API, not the validator's
+        message = f"{parameter}: expected {hint}, got {_shown(first.get('input'))}"
     return error_response(400, message, parameter)
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 async def _unanswerable(request: Request, exc: Exception) -> Response:

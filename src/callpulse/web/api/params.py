@@ -12,10 +12,13 @@ from fastapi import Depends, Query
 from callpulse.analytics import QueryError
 from callpulse.analytics.filters import make_filters
 from callpulse.analytics.models import Filters
+from callpulse.analytics.service import EARLIEST_YEAR
 
 DEFAULT_SPAN = timedelta(hours=24)
 MAX_SPAN = timedelta(days=400)
 MAX_LIMIT = 500
+# Far from datetime's end (year 9999), so no offset, default span or previous period overflows.
+LATEST_YEAR = 9000
 
 
 # The fix for each parameter, added to the validator's own words when a value does not parse.
@@ -25,6 +28,8 @@ HINTS = {
     "bucket": "one of minute, hour, day",
     "limit": f"a whole number from 1 to {MAX_LIMIT}",
     "status": "a call status such as completed or failed",
+    "cursor": "the next_cursor of the previous page, unchanged",
+    "call_sid": "a CallSid: up to 64 letters, digits, '_' or '-'",
 }
 
 
@@ -34,7 +39,10 @@ class TimeRange:
     until: datetime
 
 
-def _utc(moment: datetime) -> datetime:
+def _utc(parameter: str, moment: datetime) -> datetime:
+    if not EARLIEST_YEAR <= moment.year < LATEST_YEAR:
+        years = f"{EARLIEST_YEAR} to {LATEST_YEAR - 1}"
+        raise QueryError(parameter, f"out of range: give a time in the years {years}")
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -47,8 +55,8 @@ async def time_range(
         datetime | None, Query(description="end (exclusive), ISO 8601; default: now")
     ] = None,
 ) -> TimeRange:
-    end = _utc(until) if until is not None else datetime.now(UTC)
-    start = _utc(since) if since is not None else end - DEFAULT_SPAN
+    end = _utc("until", until) if until is not None else datetime.now(UTC)
+    start = _utc("since", since) if since is not None else end - DEFAULT_SPAN
     if start >= end:
         raise QueryError("since", f"must be before until ({end.isoformat()})")
     if end - start > MAX_SPAN:
