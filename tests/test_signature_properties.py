@@ -48,6 +48,12 @@ urls = st.one_of(
 SCHEMES = ["sha256", "compatibility", "native", "url-only", "body-sha256"]
 
 
+@pytest.fixture(autouse=True)
+def _uncached_url_variants() -> None:
+    """Each test computes the URL variants it checks (none left over from an earlier test)."""
+    url_variants.cache_clear()
+
+
 @PROFILE
 @given(
     url=urls,
@@ -96,7 +102,7 @@ def test_the_signers_never_raise(
     variants = url_variants(url)
     assert variants[0] == url and 1 <= len(variants) <= 2
     assert len(set(variants)) == len(variants)
-    if len(variants) == 2:  # toggling twice is the identity
+    if len(variants) == 2 and len(variants[1]) > len(url):  # adding the port, then removing it
         assert url_variants(variants[1]) == (variants[1], url)
     compatibility_signature(key, url, params)
     native_signature(key, url, body)

@@ -163,8 +163,7 @@ def body_sha256(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-@functools.lru_cache(maxsize=256)  # a receiver is called at a handful of URLs, over and over
-def url_variants(url: str) -> tuple[str, ...]:
+def _url_variants(url: str) -> tuple[str, ...]:
     """The URL as given, then with the standard port toggled (added if absent, else removed).
 
     Only the port changes: the rest of the URL is kept character for character (no
@@ -194,6 +193,10 @@ def url_variants(url: str) -> tuple[str, ...]:
     if port.isascii() and port.isdigit() and int(port) == standard:
         return (url, head + tail)
     return (url,)
+
+
+# a receiver is called at a handful of URLs, over and over
+url_variants = functools.lru_cache(maxsize=256)(_url_variants)
 
 
 def _expected_body_hash(url: str) -> str | None:
