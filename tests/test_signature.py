@@ -613,6 +613,22 @@ def test_the_gate_checks_the_sha256_header() -> None:
         ("https://a.example:port/x", ("https://a.example:port/x",)),
         ("https://[::1/x", ("https://[::1/x",)),
         ("", ("",)),
+        (
+            "https://h/x?next=http://y",
+            ("https://h/x?next=http://y", "https://h:443/x?next=http://y"),
+        ),
+        ("https://EXAMPLE.com/x", ("https://EXAMPLE.com/x", "https://EXAMPLE.com:443/x")),
+        ("HTTP://h:80?q#f", ("HTTP://h:80?q#f", "HTTP://h?q#f")),
+        ("https://h/x?", ("https://h/x?", "https://h:443/x?")),
+        ("https://h/x#", ("https://h/x#", "https://h:443/x#")),
+        ("https://h:0443/x", ("https://h:0443/x", "https://h/x")),
+        ("https://h:/x", ("https://h:/x",)),
+        ("https://h:443:1/x", ("https://h:443:1/x",)),
+        ("https://h:\u0664\u0664\u0663/x", ("https://h:\u0664\u0664\u0663/x",)),
+        ("https://[::1]]:443/x", ("https://[::1]]:443/x",)),
+        ("https://[::1]x443/y", ("https://[::1]x443/y",)),
+        ("https://a@b@h:443/x", ("https://a@b@h:443/x", "https://a@b@h/x")),
+        ("https://:443/x", ("https://:443/x",)),
     ],
 )
 def test_url_variants_of_odd_urls(url: str, variants: tuple[str, ...]) -> None:
