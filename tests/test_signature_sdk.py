@@ -30,12 +30,19 @@ from callpulse.signature import (
     compatibility_signature,
     hmac_sha256_signature,
     native_signature,
+    url_variants,
     verify,
 )
 
 # in the running virtualenv (also when mutmut runs the tests from a copy of the project)
 SDK3_VALIDATOR = Path(sys.prefix, "signalwire-sdk3/signalwire/core/security/webhook_validator.py")
 CASES = 300
+
+
+@pytest.fixture(autouse=True)
+def _uncached_url_variants() -> None:
+    """Each test computes the URL variants it checks (none left over from an earlier test)."""
+    url_variants.cache_clear()
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 SIGNATURE_HEADERS = ("x-signalwire-signature", "x-twilio-signature")
 SHA256_SIGNATURE_HEADER = "x-signalwire-sha256-signature"
@@ -163,25 +163,40 @@ def body_sha256(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-@functools.lru_cache(maxsize=256)  # a receiver is called at a handful of URLs, over and over
-def url_variants(url: str) -> tuple[str, ...]:
-    """The URL as given, then with the standard port toggled (added if absent, else removed)."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:  # not a URL one can toggle a port of; it is still signed as it is
+def _url_variants(url: str) -> tuple[str, ...]:
+    """The URL as given, then with the standard port toggled (added if absent, else removed).
+
+    Only the port changes: the rest of the URL is kept character for character (no
+    normalisation), so two different URLs never share a variant.
+    """
+    scheme, sep, rest = url.partition("://")
+    standard = _STANDARD_PORTS.get(scheme.lower())
+    if standard is None or not sep:
         return (url,)
-    standard = _STANDARD_PORTS.get(parts.scheme)
-    if standard is None or parts.hostname is None:
-        return (url,)
-    host = parts.netloc.rsplit(":", 1)[0] if port is not None else parts.netloc
-    if port is None:
-        other = parts._replace(netloc=f"{host}:{standard}")
-    elif port == standard:
-        other = parts._replace(netloc=host)
+    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    netloc, tail = rest[:end], rest[end:]
+    userinfo, at, hostport = netloc.rpartition("@")
+    if hostport.startswith("["):  # an IPv6 literal
+        bracket = hostport.find("]") + 1
+        host, after = hostport[:bracket], hostport[bracket:]
+        if not bracket or (after and not after.startswith(":")):
+            return (url,)
+        port = after[1:] if after else None
     else:
+        host, colon, port_text = hostport.partition(":")
+        port = port_text if colon else None
+    if not host:
         return (url,)
-    return (url, urlunsplit(other))
+    head = f"{scheme}://{userinfo}{at}{host}"
+    if port is None:
+        return (url, f"{head}:{standard}{tail}")
+    if port.isascii() and port.isdigit() and int(port) == standard:
+        return (url, head + tail)
+    return (url,)
+
+
+# a receiver is called at a handful of URLs, over and over
+url_variants = functools.lru_cache(maxsize=256)(_url_variants)
 
 
 def _expected_body_hash(url: str) -> str | None:
@@ -207,11 +222,14 @@ def _verify_sha1(
     url_alone = False
     for candidate in url_variants(url):
         for key in keys:
-            if params and _matches(compatibility_signature(key, candidate, params), signature):
+            alone = compatibility_signature(key, candidate)
+            signed = compatibility_signature(key, candidate, params or ())
+            # parameters that add nothing to the message ([("", "")]) do not make it cover more
+            if signed != alone and _matches(signed, signature):
                 return Verified("compatibility", body_covered=True)
             if _matches(native_signature(key, candidate, body), signature):
                 return Verified("native", body_covered=True)
-            url_alone = url_alone or _matches(compatibility_signature(key, candidate), signature)
+            url_alone = url_alone or _matches(alone, signature)
     if not url_alone:
         raise SignatureMismatch()
     expected_hash = _expected_body_hash(url)
