@@ -77,6 +77,7 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
     app.router.redirect_slashes = False
     app.state.writer = writer
     app.state.analytics = analytics
+    app.state.access = access
     app.state.settings = settings
     return app
 
