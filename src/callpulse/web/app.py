@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Mount, Route
 
 from callpulse import metrics
@@ -70,7 +71,7 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
             Mount("/api/v1", app=create_api(analytics, access)),
             *dashboard_routes(access, signatures_checked=bool(settings.signing_keys)),
         ],
-        exception_handlers={HTTPException: http.http_error},
+        exception_handlers={HTTPException: http.http_error, ClientDisconnect: http.client_gone},
         lifespan=lifespan,
     )
     # Starlette's trailing-slash redirect builds its Location from the Host header: a 404 instead.

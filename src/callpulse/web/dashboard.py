@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from callpulse.web.auth import CLOSED_MESSAGE, Access, AccessDenied
-from callpulse.web.receiver import read_limited
+from callpulse.web.http import read_limited
 
 HERE = Path(__file__).parent
 MAX_FORM_BYTES = 4096
