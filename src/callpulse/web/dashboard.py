@@ -19,9 +19,11 @@ from starlette.staticfiles import StaticFiles
 
 from callpulse.web.auth import CLOSED_MESSAGE, Access, AccessDenied
 from callpulse.web.http import read_limited
+from callpulse.web.throttle import FailureThrottle
 
 HERE = Path(__file__).parent
 MAX_FORM_BYTES = 4096
+LOGIN_FAILURES_PER_MINUTE = 5  # per client address, then 429 until the minute is over
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -61,6 +63,8 @@ def _login_page(message: str = "", status: int = 200, form: bool = True) -> HTML
 
 
 def dashboard_routes(access: Access, signatures_checked: bool) -> list[BaseRoute]:
+    throttle = FailureThrottle(LOGIN_FAILURES_PER_MINUTE, window_s=60.0)
+
     async def page(request: Request) -> Response:
         try:
             access.check(request)
@@ -90,9 +94,17 @@ def dashboard_routes(access: Access, signatures_checked: bool) -> list[BaseRoute
             return _login_page("log in from this server's own page", 403)
         if not access.configured:
             return _login_page(CLOSED_MESSAGE, 403, form=False)
+        client = request.client.host if request.client is not None else ""
+        if (wait_s := throttle.retry_after(client)) is not None:
+            page = _login_page(
+                f"too many wrong tokens from your address: try again in {wait_s} s", 429
+            )
+            page.headers["Retry-After"] = str(wait_s)
+            return page
         body, size = await read_limited(request, MAX_FORM_BYTES)
         token = parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0]
         if size > MAX_FORM_BYTES or not access.token_matches(token):
+            throttle.failed(client)
             return _login_page("wrong token: use the value of CALLPULSE_API_TOKEN", 401)
         response = RedirectResponse("/", status_code=303, headers=SECURITY_HEADERS)
         access.set_session_cookie(response, request)
