@@ -8,6 +8,7 @@ from callpulse.callback import parse_callback
 from callpulse.config import Settings
 from callpulse.store import Store, open_store
 from callpulse.store.base import CallWrite, QuarantineWrite, SaveResult
+from callpulse.store.migrations import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
 from tests.support import callback_fields
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
@@ -26,7 +27,9 @@ def junk(n: int, at: datetime = NOW) -> QuarantineWrite:
 
 def test_migrations_are_recorded_and_idempotent(database_url: str) -> None:
     store = open_store(Settings(database_url=database_url))
-    names = ["0001_calls_history_quarantine", "0002_rollups_regions_repeats"]
+    migrations = SQLITE_MIGRATIONS if database_url.startswith("sqlite") else POSTGRES_MIGRATIONS
+    names = [m.name for m in migrations]
+    assert names[:2] == ["0001_calls_history_quarantine", "0002_rollups_regions_repeats"]
     assert [(s.name, s.applied_at) for s in store.migration_status()] == [(n, None) for n in names]
     assert store.upgrade() == names
     assert store.upgrade() == []
@@ -186,3 +189,18 @@ def test_database_url_in_messages_hides_the_password() -> None:
     assert without_password("postgresql://app@db/calls?password=s3cret&sslmode=require") == (
         "postgresql://app@db/calls?password=***&sslmode=require"
     )
+
+
+def test_a_revoked_session_stays_revoked_until_it_expires(store: Store) -> None:
+    now = datetime.now(UTC)
+    assert not store.session_revoked("a" * 32)
+    store.revoke_session("a" * 32, now + timedelta(days=7))
+    store.revoke_session("a" * 32, now + timedelta(days=7))  # a second log-out: no error
+    store.revoke_session("e" * 32, now - timedelta(seconds=1))  # expired already
+    assert store.session_revoked("a" * 32)
+    assert not store.session_revoked("b" * 32)
+    store.revoke_session("c" * 32, now + timedelta(days=1))  # revoking drops expired ones
+    assert store.read("SELECT nonce FROM revoked_sessions ORDER BY nonce") == [
+        ("a" * 32,),
+        ("c" * 32,),
+    ]

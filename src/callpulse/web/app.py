@@ -35,7 +35,7 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
     store = open_store(settings)
     writer = BatchWriter(store, Spool(settings.spool_dir), settings.writer_max_batch)
     ingestor = Ingestor(gate_for(settings, allow_unsigned), writer)
-    access = Access(settings.api_token, allow_unsigned, settings.public_url)
+    access = Access(settings.api_token, allow_unsigned, settings.public_url, revocations=store)
     analytics = Analytics(store, settings)
 
     @contextlib.asynccontextmanager

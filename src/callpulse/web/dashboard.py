@@ -12,17 +12,20 @@ from pathlib import Path
 from string import Template
 from urllib.parse import parse_qs
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from callpulse.web.auth import CLOSED_MESSAGE, Access, AccessDenied
+from callpulse.store.base import StoreUnavailable
+from callpulse.web.auth import CLOSED_MESSAGE, SESSION_COOKIE, Access, AccessDenied
 from callpulse.web.http import read_limited
 from callpulse.web.throttle import FailureThrottle
 
 HERE = Path(__file__).parent
 MAX_FORM_BYTES = 4096
+UNAVAILABLE_MESSAGE = "the database is unavailable; try again in a moment"
 LOGIN_FAILURES_PER_MINUTE = 5  # per client address, then 429 until the minute is over
 
 SECURITY_HEADERS = {
@@ -67,7 +70,9 @@ def dashboard_routes(access: Access, signatures_checked: bool) -> list[BaseRoute
 
     async def page(request: Request) -> Response:
         try:
-            access.check(request)
+            await run_in_threadpool(access.check, request)
+        except StoreUnavailable:
+            return _login_page(UNAVAILABLE_MESSAGE, 503, form=False)
         except AccessDenied as denied:
             if denied.status == 403:
                 return _login_page(denied.message, 403, form=False)
@@ -113,6 +118,11 @@ def dashboard_routes(access: Access, signatures_checked: bool) -> list[BaseRoute
     async def logout(request: Request) -> Response:
         if not access.same_origin(request):
             return _login_page("log out from this server's own page", 403)
+        if (session := request.cookies.get(SESSION_COOKIE)) is not None:
+            try:
+                await run_in_threadpool(access.revoke, session)
+            except StoreUnavailable:  # the session would live on: say so rather than pretend
+                return _login_page(f"not logged out: {UNAVAILABLE_MESSAGE}", 503, form=False)
         response = RedirectResponse("/", status_code=303, headers=SECURITY_HEADERS)
         access.clear_session_cookie(response, request)
         return response
