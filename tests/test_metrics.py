@@ -18,6 +18,7 @@ from callpulse import metrics
 metrics.SPOOL_DEPTH.set(float(sys.argv[1]))
 metrics.DATABASE_UP.set(float(sys.argv[2]))
 metrics.outcome("inserted").inc(5)
+metrics.LAST_HOUR.labels("calls").set(3)
 print("set", flush=True)
 sys.stdin.read()  # stays alive until its stdin closes
 """
@@ -67,3 +68,23 @@ def test_a_dead_workers_gauges_leave_the_sums_and_its_counters_stay(
         for proc in (crashed, alive):
             proc.kill()
             proc.wait()
+
+
+def test_without_kpis_the_multiprocess_exposition_leaves_out_the_kpi_families(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(metrics.MULTIPROC_ENV, str(tmp_path))
+    worker = _worker(tmp_path, 1, 1)
+    try:
+        everything = _names(metrics.exposition())
+        operational = _names(metrics.exposition(kpis=False))
+    finally:
+        worker.kill()
+        worker.wait()
+    assert "callpulse_last_hour" in everything
+    assert operational == everything - metrics.KPI_FAMILIES
+    assert {"callpulse_callbacks", "callpulse_spool_depth", "callpulse_database_up"} <= operational
+
+
+def _names(text: bytes) -> set[str]:
+    return {family.name for family in text_string_to_metric_families(text.decode())}

@@ -12,7 +12,9 @@ import os
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
 
 from callpulse.analytics.models import Totals
 from callpulse.callback import DOCUMENTED_FIELDS, Problem
@@ -100,6 +102,10 @@ LAST_HOUR = Gauge(
 )
 
 
+# Business figures, for holders of the API token only; the rest is operational.
+KPI_FAMILIES = frozenset({"callpulse_last_hour"})
+
+
 def set_last_hour(totals: Totals) -> None:
     values = {
         "calls": totals.calls,
@@ -136,10 +142,22 @@ def forget_dead_workers(path: str) -> None:
                 mark_process_dead(int(pid), path)  # type: ignore[no-untyped-call]
 
 
-def exposition() -> bytes:
+class _Without(Collector):
+    """A registry's families except the named ones."""
+
+    def __init__(self, registry: CollectorRegistry, names: frozenset[str]) -> None:
+        self.registry = registry
+        self.names = names
+
+    def collect(self) -> Iterable[Metric]:
+        return (family for family in self.registry.collect() if family.name not in self.names)
+
+
+def exposition(kpis: bool = True) -> bytes:
+    """All metrics, or with ``kpis=False`` the operational ones only (no KPI_FAMILIES)."""
+    registry = REGISTRY
     if path := os.environ.get(MULTIPROC_ENV):
         forget_dead_workers(path)
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry)
-    return generate_latest(REGISTRY)
+    return generate_latest(registry if kpis else _Without(registry, KPI_FAMILIES))

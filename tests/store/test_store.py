@@ -11,7 +11,7 @@ from callpulse.callback import parse_callback
 from callpulse.config import Settings
 from callpulse.store import Store, open_store
 from callpulse.store.base import CallWrite, QuarantineWrite, SaveResult, StoreRefused
-from callpulse.store.migrations import SQLITE_MIGRATIONS
+from callpulse.store.migrations import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
 from tests.support import callback_fields
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
@@ -30,7 +30,8 @@ def junk(n: int, at: datetime = NOW) -> QuarantineWrite:
 
 def test_migrations_are_recorded_and_idempotent(database_url: str) -> None:
     store = open_store(Settings(database_url=database_url))
-    names = [m.name for m in SQLITE_MIGRATIONS]
+    migrations = SQLITE_MIGRATIONS if database_url.startswith("sqlite") else POSTGRES_MIGRATIONS
+    names = [m.name for m in migrations]
     assert names[:3] == [
         "0001_calls_history_quarantine",
         "0002_rollups_regions_repeats",
@@ -217,3 +218,18 @@ def test_a_value_the_database_cannot_hold_is_refused(store: Store) -> None:
     assert store.count_calls() == 2
     kept = {c.record.call_sid: c.record for c in store.iter_calls()}
     assert kept == {stored.record.call_sid: stored.record, fine.record.call_sid: fine.record}
+
+
+def test_a_revoked_session_stays_revoked_until_it_expires(store: Store) -> None:
+    now = datetime.now(UTC)
+    assert not store.session_revoked("a" * 32)
+    store.revoke_session("a" * 32, now + timedelta(days=7))
+    store.revoke_session("a" * 32, now + timedelta(days=7))  # a second log-out: no error
+    store.revoke_session("e" * 32, now - timedelta(seconds=1))  # expired already
+    assert store.session_revoked("a" * 32)
+    assert not store.session_revoked("b" * 32)
+    store.revoke_session("c" * 32, now + timedelta(days=1))  # revoking drops expired ones
+    assert store.read("SELECT nonce FROM revoked_sessions ORDER BY nonce") == [
+        ("a" * 32,),
+        ("c" * 32,),
+    ]

@@ -371,3 +371,10 @@ class Store(abc.ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    @abc.abstractmethod
+    def revoke_session(self, nonce: str, expires_at: datetime) -> None:
+        """Record a logged-out session until it would have expired; drop expired records."""
+
+    @abc.abstractmethod
+    def session_revoked(self, nonce: str) -> bool: ...

@@ -343,3 +343,29 @@ POSTGRES_MIGRATIONS = (
         ),
     ),
 )
+
+# Sessions ended by log-out before they expire; the nonce is the session cookie's middle part.
+SQLITE_MIGRATIONS = (
+    *SQLITE_MIGRATIONS,
+    Migration(
+        "0004_session_revocations",
+        (
+            """CREATE TABLE revoked_sessions (
+                nonce TEXT PRIMARY KEY,
+                expires_at INTEGER NOT NULL  -- epoch ms
+            )""",
+        ),
+    ),
+)
+POSTGRES_MIGRATIONS = (
+    *POSTGRES_MIGRATIONS,
+    Migration(
+        "0004_session_revocations",
+        (
+            """CREATE TABLE revoked_sessions (
+                nonce text PRIMARY KEY,
+                expires_at timestamptz NOT NULL
+            )""",
+        ),
+    ),
+)

@@ -607,3 +607,18 @@ class PostgresStore(Store):
         if self._opened:
             self._pool.close()
             self._opened = False
+
+    def revoke_session(self, nonce: str, expires_at: datetime) -> None:
+        try:
+            with self._conn() as conn, conn.transaction():
+                conn.execute("DELETE FROM revoked_sessions WHERE expires_at < now()")
+                conn.execute(
+                    "INSERT INTO revoked_sessions (nonce, expires_at) VALUES (%s, %s) "
+                    "ON CONFLICT (nonce) DO NOTHING",
+                    (nonce, expires_at),
+                )
+        except psycopg.Error as exc:
+            raise _unavailable(self._label, exc) from exc
+
+    def session_revoked(self, nonce: str) -> bool:
+        return bool(self.read("SELECT 1 FROM revoked_sessions WHERE nonce = %s", (nonce,)))

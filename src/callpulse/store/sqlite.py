@@ -489,3 +489,20 @@ class SQLiteStore(Store):
             self._local = threading.local()
         for _thread, conn in readers:
             conn.close()
+
+    def revoke_session(self, nonce: str, expires_at: datetime) -> None:
+        with self._maintenance() as conn:
+            conn.execute(
+                "DELETE FROM revoked_sessions WHERE expires_at < ?",
+                (to_epoch_ms(datetime.now(UTC)),),
+            )
+            conn.execute(
+                "INSERT INTO revoked_sessions (nonce, expires_at) VALUES (?, ?) "
+                "ON CONFLICT (nonce) DO NOTHING",
+                (nonce, to_epoch_ms(expires_at)),
+            )
+
+    def session_revoked(self, nonce: str) -> bool:
+        with self._reading() as conn:
+            row = conn.execute("SELECT 1 FROM revoked_sessions WHERE nonce = ?", (nonce,))
+            return row.fetchone() is not None

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Mount, Route
 
 from callpulse import metrics
@@ -34,7 +35,7 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
     store = open_store(settings)
     writer = BatchWriter(store, Spool(settings.spool_dir), settings.writer_max_batch)
     ingestor = Ingestor(gate_for(settings, allow_unsigned), writer)
-    access = Access(settings.api_token, allow_unsigned, settings.public_url)
+    access = Access(settings.api_token, allow_unsigned, settings.public_url, revocations=store)
     analytics = Analytics(store, settings)
 
     @contextlib.asynccontextmanager
@@ -70,13 +71,14 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
             Mount("/api/v1", app=create_api(analytics, access)),
             *dashboard_routes(access, signatures_checked=bool(settings.signing_keys)),
         ],
-        exception_handlers={HTTPException: http.http_error},
+        exception_handlers={HTTPException: http.http_error, ClientDisconnect: http.client_gone},
         lifespan=lifespan,
     )
     # Starlette's trailing-slash redirect builds its Location from the Host header: a 404 instead.
     app.router.redirect_slashes = False
     app.state.writer = writer
     app.state.analytics = analytics
+    app.state.access = access
     app.state.settings = settings
     return app
 

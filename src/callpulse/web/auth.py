@@ -3,7 +3,8 @@
 A request is let in with ``Authorization: Bearer <CALLPULSE_API_TOKEN>`` or with the session
 cookie the login form sets. The cookie holds an issue time, a random nonce and an HMAC over both
 keyed by a key derived from the token — never the token itself — so changing the token ends
-every session. Without a configured token everything is refused, except for a server run with
+every session, and log-out records the nonce as revoked in the store (shared by all processes).
+Without a configured token everything is refused, except for a server run with
 ``--allow-unsigned`` that is reached on loopback only (local experiments).
 """
 
@@ -16,6 +17,8 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection
@@ -48,11 +51,20 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
+class Revocations(Protocol):
+    """Where logged-out sessions are kept (the Store): shared by every process and host."""
+
+    def revoke_session(self, nonce: str, expires_at: datetime) -> None: ...
+
+    def session_revoked(self, nonce: str) -> bool: ...
+
+
 @dataclass(frozen=True)
 class Access:
     api_token: str
     allow_unsigned: bool = False
     public_url: str = ""  # CALLPULSE_PUBLIC_URL: the origin browsers see behind a proxy
+    revocations: Revocations | None = None  # None: log-out only clears the cookie
 
     @property
     def configured(self) -> bool:
@@ -100,19 +112,38 @@ class Access:
         payload = f"{int(time.time())}.{secrets.token_hex(16)}"
         return f"{payload}.{self._session_mac(payload)}"
 
-    def session_valid(self, value: str) -> bool:
+    def _session(self, value: str) -> tuple[int, str] | None:
+        """(issue time, nonce) of a well-formed, authentic and unexpired session, else None."""
         if not self.configured:
-            return False
+            return None
         parts = _SESSION_FORMAT.fullmatch(value) if len(value) <= _MAX_SESSION_CHARS else None
         if parts is None:
-            return False
+            return None
         issued, nonce, mac = parts.groups()
         if time.time() - int(issued) > SESSION_MAX_AGE_S:
-            return False
-        return hmac.compare_digest(mac.encode(), self._session_mac(f"{issued}.{nonce}").encode())
+            return None
+        if not hmac.compare_digest(mac.encode(), self._session_mac(f"{issued}.{nonce}").encode()):
+            return None
+        return int(issued), nonce
+
+    def session_valid(self, value: str) -> bool:
+        """Blocking (asks the store whether it was revoked): call it off the event loop."""
+        session = self._session(value)
+        return session is not None and not (
+            self.revocations is not None and self.revocations.session_revoked(session[1])
+        )
+
+    def revoke(self, value: str) -> None:
+        """End a session for every process sharing the store (blocking, like session_valid)."""
+        session = self._session(value)
+        if session is not None and self.revocations is not None:
+            issued, nonce = session
+            expires = datetime.fromtimestamp(issued + SESSION_MAX_AGE_S, UTC)
+            self.revocations.revoke_session(nonce, expires)
 
     def check(self, conn: HTTPConnection, bearer: str | None = None) -> None:
-        """Raise AccessDenied unless the request may read data."""
+        """Raise AccessDenied unless the request may read data. Blocking for a session cookie
+        (see session_valid)."""
         if self.is_open(conn):
             return
         if not self.configured:

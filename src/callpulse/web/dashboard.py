@@ -12,16 +12,21 @@ from pathlib import Path
 from string import Template
 from urllib.parse import parse_qs
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from callpulse.web.auth import CLOSED_MESSAGE, Access, AccessDenied
-from callpulse.web.receiver import read_limited
+from callpulse.store.base import StoreUnavailable
+from callpulse.web.auth import CLOSED_MESSAGE, SESSION_COOKIE, Access, AccessDenied
+from callpulse.web.http import read_limited
+from callpulse.web.throttle import FailureThrottle
 
 HERE = Path(__file__).parent
 MAX_FORM_BYTES = 4096
+UNAVAILABLE_MESSAGE = "the database is unavailable; try again in a moment"
+LOGIN_FAILURES_PER_MINUTE = 5  # per client address, then 429 until the minute is over
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -61,9 +66,13 @@ def _login_page(message: str = "", status: int = 200, form: bool = True) -> HTML
 
 
 def dashboard_routes(access: Access, signatures_checked: bool) -> list[BaseRoute]:
+    throttle = FailureThrottle(LOGIN_FAILURES_PER_MINUTE, window_s=60.0)
+
     async def page(request: Request) -> Response:
         try:
-            access.check(request)
+            await run_in_threadpool(access.check, request)
+        except StoreUnavailable:
+            return _login_page(UNAVAILABLE_MESSAGE, 503, form=False)
         except AccessDenied as denied:
             if denied.status == 403:
                 return _login_page(denied.message, 403, form=False)
@@ -90,9 +99,17 @@ def dashboard_routes(access: Access, signatures_checked: bool) -> list[BaseRoute
             return _login_page("log in from this server's own page", 403)
         if not access.configured:
             return _login_page(CLOSED_MESSAGE, 403, form=False)
+        client = request.client.host if request.client is not None else ""
+        if (wait_s := throttle.retry_after(client)) is not None:
+            page = _login_page(
+                f"too many wrong tokens from your address: try again in {wait_s} s", 429
+            )
+            page.headers["Retry-After"] = str(wait_s)
+            return page
         body, size = await read_limited(request, MAX_FORM_BYTES)
         token = parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0]
         if size > MAX_FORM_BYTES or not access.token_matches(token):
+            throttle.failed(client)
             return _login_page("wrong token: use the value of CALLPULSE_API_TOKEN", 401)
         response = RedirectResponse("/", status_code=303, headers=SECURITY_HEADERS)
         access.set_session_cookie(response, request)
@@ -101,6 +118,11 @@ def dashboard_routes(access: Access, signatures_checked: bool) -> list[BaseRoute
     async def logout(request: Request) -> Response:
         if not access.same_origin(request):
             return _login_page("log out from this server's own page", 403)
+        if (session := request.cookies.get(SESSION_COOKIE)) is not None:
+            try:
+                await run_in_threadpool(access.revoke, session)
+            except StoreUnavailable:  # the session would live on: say so rather than pretend
+                return _login_page(f"not logged out: {UNAVAILABLE_MESSAGE}", 503, form=False)
         response = RedirectResponse("/", status_code=303, headers=SECURITY_HEADERS)
         access.clear_session_cookie(response, request)
         return response

@@ -13,6 +13,7 @@ from callpulse import metrics
 from callpulse.analytics import Analytics, Filters
 from callpulse.store.base import StoreUnavailable
 from callpulse.store.writer import BatchWriter
+from callpulse.web.auth import Access
 
 
 def _writer(request: Request) -> BatchWriter:
@@ -42,19 +43,30 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready"})
 
 
-def _refresh_gauges(writer: BatchWriter, analytics: Analytics) -> None:
+def _refresh_gauges(writer: BatchWriter, analytics: Analytics, kpis: bool) -> None:
     metrics.SPOOL_DEPTH.set(writer.spool.depth())
     metrics.DATABASE_UP.set(1 if writer.database_ok else 0)
     try:
         kept, dropped = writer.store.quarantine_counts()
         metrics.QUARANTINE_SIZE.set(kept)
         metrics.QUARANTINE_DROPPED.set(dropped)
-        now = datetime.now(UTC)
-        metrics.set_last_hour(analytics.totals(now - timedelta(hours=1), now, Filters()))
+        if kpis:  # a query over the last hour's calls: only for those who may see them
+            now = datetime.now(UTC)
+            metrics.set_last_hour(analytics.totals(now - timedelta(hours=1), now, Filters()))
     except StoreUnavailable:
         pass  # the database_up gauge already tells
 
 
+def _shows_kpis(request: Request) -> bool:
+    """The KPI gauges are business figures: for the API token (or an open local server)."""
+    access: Access = request.app.state.access
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return access.is_open(request) or (
+        scheme.lower() == "bearer" and access.token_matches(token.strip())
+    )
+
+
 async def metrics_endpoint(request: Request) -> Response:
-    await run_in_threadpool(_refresh_gauges, _writer(request), request.app.state.analytics)
-    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    kpis = _shows_kpis(request)
+    await run_in_threadpool(_refresh_gauges, _writer(request), request.app.state.analytics, kpis)
+    return Response(metrics.exposition(kpis), media_type=CONTENT_TYPE_LATEST)

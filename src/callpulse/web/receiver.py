@@ -10,20 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from callpulse.ingest import Ingestor, RawCallback, SaveResult
-
-
-async def read_limited(request: Request, limit: int) -> tuple[bytes, int]:
-    """The body, cut at ``limit + 1`` bytes, and its size (declared, or as far as read)."""
-    declared = request.headers.get("content-length", "")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            break  # no need to read a body that will be refused
-    body = b"".join(chunks)[: limit + 1]
-    return body, max(size, int(declared)) if declared.isdigit() else size
+from callpulse.web.http import read_limited
 
 
 def _encode(body: dict[str, Any]) -> bytes:

@@ -3,8 +3,9 @@ the quarantine. Responses are the analytics models as they are, so the OpenAPI d
 ``/api/v1/openapi.json`` is generated from the same types the queries return.
 
 Endpoints are plain ``def``: FastAPI runs them in its thread pool, so the blocking queries never
-hold up the event loop (nor the callback receiver sharing it). The dependencies that check
-credentials and parameters are ``async``: cheap, they run on the loop without a thread hop.
+hold up the event loop (nor the callback receiver sharing it). So is the credentials check (a
+session cookie is looked up among the revoked ones); the parameter checks are ``async``: cheap,
+they run on the loop without a thread hop.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ LimitParam = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size, 1
 
 
 def create_api(analytics: Analytics, access: Access) -> FastAPI:
-    async def authorized(
+    def authorized(
         request: Request,
         response: Response,
         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],

@@ -1,0 +1,88 @@
+"""/metrics: operational metrics for any scraper, the KPI gauges only with the API token."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.testclient import TestClient
+
+from callpulse.analytics import Analytics
+from callpulse.config import Settings
+from callpulse.store import open_store
+from callpulse.web.app import create_app
+from tests.web.conftest import AUTH
+
+OPERATIONAL = {
+    "callpulse_callbacks",
+    "callpulse_callback_latency_seconds",
+    "callpulse_spool_depth",
+    "callpulse_quarantine_entries",
+    "callpulse_quarantine_dropped",
+    "callpulse_database_up",
+}
+
+
+def _families(text: str) -> set[str]:
+    return {family.name for family in text_string_to_metric_families(text)}
+
+
+@pytest.fixture
+def kpi_queries(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Records every run of the last-hour KPI query."""
+    runs: list[object] = []
+    real = Analytics.totals
+
+    def counted(self: Analytics, *args: Any) -> Any:
+        runs.append(args)
+        return real(self, *args)
+
+    monkeypatch.setattr(Analytics, "totals", counted)
+    return runs
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong-token-0000000000"}, {"Authorization": "Basic abc"}],
+)
+def test_without_the_token_only_operational_metrics_and_no_kpi_query(
+    client: TestClient, kpi_queries: list[object], headers: dict[str, str]
+) -> None:
+    response = client.get("/metrics", headers=headers)
+    assert response.status_code == 200
+    families = _families(response.text)
+    assert families >= OPERATIONAL
+    assert "callpulse_last_hour" not in families
+    assert kpi_queries == []
+
+
+def test_with_the_token_the_kpi_gauges_are_added(
+    client: TestClient, kpi_queries: list[object]
+) -> None:
+    families = _families(client.get("/metrics", headers=AUTH).text)
+    assert OPERATIONAL | {"callpulse_last_hour"} <= families
+    assert len(kpi_queries) == 1
+    # Values set by that scrape stay in the process: still not shown without the token.
+    assert "callpulse_last_hour" not in _families(client.get("/metrics").text)
+
+
+@pytest.fixture
+def open_local_client(tmp_path: Path) -> Iterator[TestClient]:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'callpulse.db'}", spool_dir=tmp_path / "spool"
+    )
+    with open_store(settings) as store:
+        store.upgrade()
+    app = create_app(settings, allow_unsigned=True)
+    with TestClient(app, base_url="http://127.0.0.1", client=("127.0.0.1", 50000)) as client:
+        yield client
+
+
+def test_an_open_local_server_shows_everything(
+    open_local_client: TestClient, kpi_queries: list[object]
+) -> None:
+    assert "callpulse_last_hour" in _families(open_local_client.get("/metrics").text)
+    assert len(kpi_queries) == 1
