@@ -42,6 +42,8 @@ class Settings:
     poor_mos: float = 3.5  # calls below this MOS count as poor
     short_call_s: int = 10  # completed calls shorter than this count as short
     reconcile_interval_s: int = 0  # 0: serve does not reconcile by itself
+    max_header_bytes: int = 16384  # request line and headers; larger ones get 431
+    request_timeout_s: float = 10.0  # from a request's first byte to its last
 
 
 def _int_at_least(minimum: int) -> Callable[[str, object], int]:
@@ -59,6 +61,16 @@ def _int_at_least(minimum: int) -> Callable[[str, object], int]:
 
 _positive_int = _int_at_least(1)
 _non_negative_int = _int_at_least(0)
+
+
+def _positive_seconds(name: str, raw: object) -> float:
+    try:
+        value = float(str(raw))
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number of seconds such as 10, got {raw!r}") from None
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{name}: must be more than 0 seconds, got {raw!r}")
+    return value
 
 
 def _synchronous(name: str, raw: object) -> str:
@@ -132,6 +144,8 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "poor_mos": _mos,
     "short_call_s": _non_negative_int,
     "reconcile_interval_s": _non_negative_int,
+    "max_header_bytes": _int_at_least(1024),
+    "request_timeout_s": _positive_seconds,
 }
 
 
