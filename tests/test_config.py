@@ -47,6 +47,13 @@ def test_config_file_from_environment(tmp_path: Path) -> None:
         ({"CALLPULSE_PUBLIC_URL": "calls.example"}, "CALLPULSE_PUBLIC_URL: must start with"),
         ({"CALLPULSE_CALLBACK_PATH": "hooks"}, "CALLPULSE_CALLBACK_PATH: must start with '/'"),
         ({"CALLPULSE_SIGNING_KEYS": "AC1="}, "CALLPULSE_SIGNING_KEYS: expected AccountSid=key"),
+        ({"CALLPULSE_MAX_HEADER_BYTES": "100"}, "CALLPULSE_MAX_HEADER_BYTES: must be at least"),
+        ({"CALLPULSE_REQUEST_TIMEOUT_S": "soon"}, "CALLPULSE_REQUEST_TIMEOUT_S: expected a number"),
+        ({"CALLPULSE_REQUEST_TIMEOUT_S": "0"}, "CALLPULSE_REQUEST_TIMEOUT_S: must be more than 0"),
+        (
+            {"CALLPULSE_REQUEST_TIMEOUT_S": "nan"},
+            "CALLPULSE_REQUEST_TIMEOUT_S: must be more than 0",
+        ),
     ],
 )
 def test_errors_name_the_setting(env: dict[str, str], message: str) -> None:

@@ -45,6 +45,8 @@ class Settings:
     short_call_s: int = 10  # completed calls shorter than this count as short
     reconcile_interval_s: int = 0  # 0: serve does not reconcile by itself
     refuse_uncovered_bodies: bool = False  # refuse signatures over the URL alone (JSON bodies)
+    max_header_bytes: int = 16384  # request line and headers; larger ones get 431
+    request_timeout_s: float = 10.0  # from a request's first byte to its last
 
 
 def _int_at_least(minimum: int) -> Callable[[str, object], int]:
@@ -73,6 +75,16 @@ def _boolean(name: str, raw: object) -> bool:
     if value in ("0", "false", "no", "off", ""):
         return False
     raise ConfigError(f"{name}: expected true or false, got {raw!r}")
+
+
+def _positive_seconds(name: str, raw: object) -> float:
+    try:
+        value = float(str(raw))
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number of seconds such as 10, got {raw!r}") from None
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{name}: must be more than 0 seconds, got {raw!r}")
+    return value
 
 
 def _synchronous(name: str, raw: object) -> str:
@@ -149,6 +161,8 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "short_call_s": _non_negative_int,
     "reconcile_interval_s": _non_negative_int,
     "refuse_uncovered_bodies": _boolean,
+    "max_header_bytes": _int_at_least(1024),
+    "request_timeout_s": _positive_seconds,
 }
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import resource
 import tempfile
 
 import click
@@ -38,6 +40,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, allow_unsigned
 
     from callpulse.metrics import MULTIPROC_ENV
     from callpulse.web.app import ALLOW_UNSIGNED_ENV, app_from_environment
+    from callpulse.web.protocol import GuardedHttpToolsProtocol
 
     settings = settings_of(ctx)
     if not settings.signing_keys and not allow_unsigned:
@@ -67,6 +70,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, allow_unsigned
         + ("" if settings.api_token else " (closed: set CALLPULSE_API_TOKEN to open them)"),
         err=True,
     )
+    _raise_open_files_limit()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     with tempfile.TemporaryDirectory(prefix="callpulse-metrics-") as metrics_dir:
         if workers > 1:
@@ -77,7 +81,16 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, allow_unsigned
             host=host,
             port=port,
             workers=workers,
+            http=GuardedHttpToolsProtocol,
             access_log=False,
             log_level="warning",
             timeout_graceful_shutdown=10,
         )
+
+
+def _raise_open_files_limit() -> None:
+    """Every connection is a file descriptor: the soft limit (often 1024) up to the hard one, so
+    many idle or slow clients don't stop the server from accepting a sender's callback."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):  # an unlimited hard limit may be refused
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
