@@ -155,8 +155,9 @@ def outcome_counts(server: ServerProcess) -> dict[str, float]:
     return {outcome: float(value) for outcome, value in pattern.findall(text)}
 
 
-def metric_value(server: ServerProcess, name: str) -> float:
-    text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
+def metric_value(server: ServerProcess, name: str, token: str | None = None) -> float:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    text = httpx.get(f"{server.base_url}/metrics", headers=headers, timeout=10).text
     found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
     assert found, f"{name} missing from /metrics"
     return float(found[1])
@@ -1155,7 +1156,13 @@ def test_allow_unsigned_does_not_disable_configured_keys(
     assert_result(form_post(server.callback_url, callback_fields()), "inserted")
 
 
-def test_metrics_carry_the_last_hours_kpis(server: ServerProcess) -> None:
+def test_metrics_carry_the_last_hours_kpis(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """The business figures, for a scraper with the API token (the operational metrics are
+    served to anyone: tests/web/test_metrics_access.py)."""
+    token = "metrics-scrape-token-0123456789"
+    server = start_server({"CALLPULSE_API_TOKEN": token})
     just_now = email.utils.format_datetime(datetime.now(UTC) - timedelta(minutes=5))
     sent = [
         callback_fields(Timestamp=just_now, AudioInMos="4.2", CallDuration="60"),
@@ -1166,7 +1173,7 @@ def test_metrics_carry_the_last_hours_kpis(server: ServerProcess) -> None:
     for fields in sent:
         assert server.post(fields).status_code == 200
     kpi = {
-        name: metric_value(server, f'callpulse_last_hour{{kpi="{name}"}}')
+        name: metric_value(server, f'callpulse_last_hour{{kpi="{name}"}}', token)
         for name in ("calls", "failed", "success_rate", "mos_mean", "poor_call_rate", "acd_seconds")
     }
     assert kpi == pytest.approx(
