@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from callpulse.callback import parse_callback
+from callpulse.errors import CallpulseError
 from callpulse.export import COLUMNS, iso_utc, write_calls, write_parquet
 from callpulse.store.base import StoredCall
 from tests.support import EXAMPLE_PAYLOAD
@@ -90,3 +92,12 @@ def test_parquet_of_nothing_is_a_valid_empty_file(tmp_path: Path) -> None:
     path = tmp_path / "none.parquet"
     assert list(write_parquet([], path)) == []
     assert pq.read_table(path).num_rows == 0
+
+
+def test_parquet_without_its_extra_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if not installed: import fails
+    with pytest.raises(CallpulseError, match=r"pip install 'callpulse\[parquet\]'"):
+        list(write_parquet([CALL], tmp_path / "calls.parquet"))
+    assert not (tmp_path / "calls.parquet").exists()

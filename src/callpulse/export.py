@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from callpulse.errors import CallpulseError
 from callpulse.store.base import StoredCall, problems_to_json
 
 COLUMNS = (
@@ -87,8 +88,13 @@ def write_parquet(calls: Iterable[StoredCall], path: Path) -> Iterator[int]:
 
     Times are UTC timestamps (milliseconds), ``extra`` and ``problems`` JSON strings,
     ``duration_s`` and ``mos`` nullable."""
-    import pyarrow as pa  # a large import, needed only here
-    import pyarrow.parquet as pq
+    try:  # a large import, needed only here: an extra
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise CallpulseError(
+            "Parquet export needs pyarrow: pip install 'callpulse[parquet]'"
+        ) from None
 
     timestamp = pa.timestamp("ms", tz="UTC")
     schema = pa.schema(
