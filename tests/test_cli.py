@@ -184,7 +184,12 @@ def test_usage_errors(tmp_path: Path, args: tuple[str, ...]) -> None:
 
 def test_db_status_before_and_after_upgrade(tmp_path: Path) -> None:
     env = cli_env(tmp_path)
-    before = run_cli("db", "status", env=env, cwd=tmp_path).stdout.splitlines()
+    missing = run_cli("db", "status", env=env, cwd=tmp_path, check=False)
+    assert_one_line_error(missing, str(tmp_path / "cli.db"), "callpulse db upgrade")
+    assert not (tmp_path / "cli.db").exists()
+    (tmp_path / "cli.db").touch()  # an empty SQLite database: every migration pending
+    header, *before = run_cli("db", "status", env=env, cwd=tmp_path).stdout.splitlines()
+    assert header == f"database sqlite:///{tmp_path / 'cli.db'}"
     assert before, "db status lists no migration"
     names = [line.split()[0] for line in before]
     assert all(line.split()[-1] == "pending" for line in before), before
@@ -192,7 +197,7 @@ def test_db_status_before_and_after_upgrade(tmp_path: Path) -> None:
     upgraded = run_cli("db", "upgrade", env=env, cwd=tmp_path).stdout.splitlines()
     assert upgraded == [f"applied {name}" for name in names]
 
-    after = run_cli("db", "status", env=env, cwd=tmp_path).stdout.splitlines()
+    after = run_cli("db", "status", env=env, cwd=tmp_path).stdout.splitlines()[1:]
     assert [line.split()[0] for line in after] == names
     for line in after:
         applied_at = line.split()[-1]
@@ -200,7 +205,7 @@ def test_db_status_before_and_after_upgrade(tmp_path: Path) -> None:
 
     again = run_cli("db", "upgrade", env=env, cwd=tmp_path).stdout.strip()
     assert again == "schema is up to date"
-    assert run_cli("db", "status", env=env, cwd=tmp_path).stdout.splitlines() == after
+    assert run_cli("db", "status", env=env, cwd=tmp_path).stdout.splitlines()[1:] == after
 
 
 # -- quarantine -----------------------------------------------------------------------------------

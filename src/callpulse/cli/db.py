@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 import click
 
 from callpulse.cli.base import cli as root
-from callpulse.cli.base import err_console, parse_age, store_of
+from callpulse.cli.base import database_option, err_console, parse_age, settings_of, store_of
 from callpulse.export import iso_utc
+from callpulse.store import without_password
 from callpulse.store.base import prune_boundary
 
 
@@ -18,32 +19,36 @@ def db() -> None:
 
 
 @db.command()
+@database_option()
 @click.pass_context
 def upgrade(ctx: click.Context) -> None:
     """Apply pending migrations.
 
     Example: callpulse db upgrade
     """
-    with store_of(ctx) as store:
+    with store_of(ctx, create=True) as store:
         applied = store.upgrade()
     click.echo("\n".join(f"applied {name}" for name in applied) or "schema is up to date")
 
 
 @db.command()
+@database_option()
 @click.pass_context
 def status(ctx: click.Context) -> None:
-    """Show which migrations are applied.
+    """Name the database and show which migrations are applied.
 
-    Example: callpulse db status
+    Example: callpulse db status --database calls.db
     """
-    with store_of(ctx) as store:
+    with store_of(ctx, schema=False) as store:
         states = store.migration_status()
+    click.echo(f"database {without_password(settings_of(ctx).database_url)}")
     for state in states:
         when = iso_utc(state.applied_at) if state.applied_at else "pending"
         click.echo(f"{state.name}  {when}")
 
 
 @db.command()
+@database_option()
 @click.option("--older-than", required=True, callback=parse_age, help="Age such as 400d or 12h.")
 @click.pass_context
 def prune(ctx: click.Context, older_than: timedelta) -> None:
@@ -60,6 +65,7 @@ def prune(ctx: click.Context, older_than: timedelta) -> None:
 
 
 @db.command("rebuild-rollups")
+@database_option()
 @click.pass_context
 def rebuild_rollups(ctx: click.Context) -> None:
     """Recompute rollups and repeat-caller flags from the stored calls.

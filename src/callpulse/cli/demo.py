@@ -10,7 +10,14 @@ from pathlib import Path
 
 import click
 
-from callpulse.cli.base import cli, err_console, settings_of
+from callpulse.cli.base import (
+    DEMO_DATABASE_URL,
+    cli,
+    database_chosen,
+    database_option,
+    err_console,
+    settings_of,
+)
 from callpulse.cli.simulate import send_with_progress
 from callpulse.demo import HOST, Child, DemoSecrets, ensure_port_free
 from callpulse.simulate import (
@@ -29,12 +36,7 @@ DEMO_NUMBERS = 5
 @cli.command()
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--emulator-port", default=8081, show_default=True, type=click.IntRange(1, 65535))
-@click.option(
-    "--database",
-    default="sqlite:///callpulse-demo.db",
-    show_default=True,
-    help="Where the receiver stores the calls (any CALLPULSE_DATABASE_URL).",
-)
+@database_option(default="callpulse-demo.db, apart from your real calls")
 @click.option(
     "--days",
     default=3,
@@ -55,7 +57,6 @@ def demo(
     ctx: click.Context,
     port: int,
     emulator_port: int,
-    database: str,
     days: int,
     rate: float,
     seed: int | None,
@@ -70,6 +71,7 @@ def demo(
     ensure_port_free(port, "--port")
     ensure_port_free(emulator_port, "--emulator-port")
     callback_path = settings_of(ctx).callback_path
+    database = settings_of(ctx).database_url if database_chosen(ctx) else DEMO_DATABASE_URL
     with tempfile.TemporaryDirectory(prefix="callpulse-demo-") as logs:
         asyncio.run(
             _run(Path(logs), port, emulator_port, database, callback_path, days, rate, seed)
@@ -126,7 +128,7 @@ async def _run(
                 f"\ncallpulse demo: {len(numbers)} emulated numbers call back {callback_url}\n"
                 f"  dashboard   {receiver.base_url}/\n"
                 f"  API token   {keys.dashboard_token}   (log in with it)\n"
-                f"  database    {database}\n"
+                f"  database    {database}   (callpulse report --database {database})\n"
                 "Ctrl-C stops everything.\n"
             )
             rng = random.Random(seed)

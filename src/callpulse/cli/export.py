@@ -9,11 +9,12 @@ from typing import Any
 
 import click
 
-from callpulse.cli.base import cli, progress_bar, store_of
+from callpulse.cli.base import cli, database_option, progress_bar, store_of
 from callpulse.export import FORMATS, write_calls, write_parquet
 
 
 @cli.command()
+@database_option()
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="jsonl", show_default=True)
 @click.option(
     "--output",

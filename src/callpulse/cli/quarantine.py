@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from callpulse.cli.base import cli as root
-from callpulse.cli.base import settings_of, store_of
+from callpulse.cli.base import database_option, settings_of, store_of
 from callpulse.errors import CallpulseError
 from callpulse.export import iso_utc
 
@@ -33,6 +33,7 @@ def _entry_summary(entry: Any) -> dict[str, Any]:
 
 
 @quarantine.command("list")
+@database_option()
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_context
@@ -64,6 +65,7 @@ def quarantine_list(ctx: click.Context, limit: int, as_json: bool) -> None:
 
 
 @quarantine.command("show")
+@database_option()
 @click.argument("entry_id", type=int)
 @click.pass_context
 def quarantine_show(ctx: click.Context, entry_id: int) -> None:
@@ -83,6 +85,7 @@ def quarantine_show(ctx: click.Context, entry_id: int) -> None:
 
 
 @quarantine.command("replay")
+@database_option()
 @click.argument("entry_ids", type=int, nargs=-1)
 @click.option("--all", "replay_all", is_flag=True, help="Replay every entry.")
 @click.option(

@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from callpulse.cli.base import cli, parse_moment, progress_bar, store_of
+from callpulse.cli.base import cli, database_option, parse_moment, progress_bar, store_of
 from callpulse.export import iso_utc
 from callpulse.reconcile import ReconcileSummary, reconcile, windows
 from callpulse.signalwire.client import CompatibilityClient
@@ -16,6 +16,7 @@ from callpulse.store.base import SaveResult
 
 
 @cli.command("reconcile")
+@database_option()
 @click.option(
     "--since",
     required=True,
@@ -37,7 +38,7 @@ def reconcile_command(ctx: click.Context, since: datetime, until: datetime | Non
             f"must be before --until ({iso_utc(until)}), got {iso_utc(since)}",
             param_hint="'--since'",
         )
-    with CompatibilityClient.from_environment() as client, store_of(ctx) as store:
+    with CompatibilityClient.from_environment() as client, store_of(ctx, create=True) as store:
         store.upgrade()  # a fresh database can be backfilled before serve ever ran
         progress = progress_bar()
         task = progress.add_task("reading calls", total=len(windows(since, until)))

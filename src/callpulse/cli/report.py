@@ -12,7 +12,7 @@ from rich.table import Table
 from callpulse.analytics import Analytics, QueryError
 from callpulse.analytics.filters import make_filters
 from callpulse.analytics.models import Totals
-from callpulse.cli.base import cli, parse_moment, settings_of, store_of
+from callpulse.cli.base import cli, database_option, parse_moment, settings_of, store_of
 from callpulse.errors import CallpulseError
 from callpulse.export import iso_utc
 
@@ -92,6 +92,7 @@ def _kpi_rows(cur: Totals, prev: Totals) -> list[Row]:
 
 
 @cli.command()
+@database_option()
 @click.option("--since", callback=parse_moment, help="Start: ISO 8601 or an age (default 24h).")
 @click.option("--until", callback=parse_moment, help="End (exclusive): ISO 8601 or an age.")
 @click.option("--number", "to", help="Only calls to this number (E.164).")

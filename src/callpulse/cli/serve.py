@@ -10,12 +10,14 @@ import tempfile
 
 import click
 
-from callpulse.cli.base import cli, err_console, settings_of
+from callpulse.cli.base import cli, database_option, err_console, settings_of, store_of
+from callpulse.config import PREFIX
 from callpulse.errors import CallpulseError
-from callpulse.store import open_store, without_password
+from callpulse.store import without_password
 
 
 @cli.command()
+@database_option()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
@@ -48,11 +50,9 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, allow_unsigned
             "no signing key: set CALLPULSE_SIGNING_KEYS to your project's Signing Key "
             "(or AccountSid=key pairs), or pass --allow-unsigned for local testing"
         )
-    store = open_store(settings)
-    try:
+    with store_of(ctx, create=True) as store:
         store.upgrade()
-    finally:
-        store.close()
+    os.environ[PREFIX + "DATABASE_URL"] = settings.database_url  # worker processes read it
     if not settings.signing_keys:
         err_console.print("[yellow]warning:[/] signatures are NOT checked (--allow-unsigned)")
     os.environ[ALLOW_UNSIGNED_ENV] = "1" if allow_unsigned else "0"

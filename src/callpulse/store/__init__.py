@@ -9,7 +9,9 @@ from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 from callpulse.config import ConfigError, Settings
 from callpulse.store.base import Store, StoreUnavailable
 
-__all__ = ["Store", "StoreUnavailable", "open_store", "without_password"]
+__all__ = ["Store", "StoreUnavailable", "open_store", "sqlite_path", "without_password"]
+
+SQLITE_PREFIX = "sqlite:///"
 
 
 def without_password(url: str) -> str:
@@ -27,13 +29,19 @@ def without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite database URL; None for any other backend."""
+    return Path(url.removeprefix(SQLITE_PREFIX)) if url.startswith(SQLITE_PREFIX) else None
+
+
 def open_store(settings: Settings) -> Store:
     url = settings.database_url
-    if url.startswith("sqlite:///"):
+    path = sqlite_path(url)
+    if path is not None:
         from callpulse.store.sqlite import SQLiteStore
 
         return SQLiteStore(
-            Path(url.removeprefix("sqlite:///")),
+            path,
             synchronous=settings.sqlite_synchronous,
             busy_timeout_ms=settings.busy_timeout_ms,
             quarantine_max_entries=settings.quarantine_max_entries,
