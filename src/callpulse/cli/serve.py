@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import resource
@@ -67,7 +68,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, allow_unsigned
     )
     click.echo(
         f"dashboard and API at http://{host}:{port}/"
-        + ("" if settings.api_token else " (closed: set CALLPULSE_API_TOKEN to open them)"),
+        + access_note(bool(settings.api_token), allow_unsigned, host),
         err=True,
     )
     _raise_open_files_limit()
@@ -86,6 +87,25 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, allow_unsigned
             log_level="warning",
             timeout_graceful_shutdown=10,
         )
+
+
+def access_note(token: bool, allow_unsigned: bool, host: str) -> str:
+    """What the start message says of the API and dashboard: exactly who web/auth.py lets in."""
+    if token:
+        return ""
+    if not allow_unsigned:
+        return " (closed: set CALLPULSE_API_TOKEN to open them)"
+    # Open without a token only to connections made over loopback, which a wildcard bind takes.
+    reachable = host in ("", "localhost")
+    with contextlib.suppress(ValueError):
+        address = ipaddress.ip_address(host)
+        reachable = address.is_loopback or address.is_unspecified
+    if not reachable:
+        return f" (closed: {host} is not loopback; set CALLPULSE_API_TOKEN to open them)"
+    return (
+        " (open without a token on loopback only, --allow-unsigned; closed to other hosts: "
+        "set CALLPULSE_API_TOKEN to open them there)"
+    )
 
 
 def _raise_open_files_limit() -> None:
