@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from callpulse.errors import CallpulseError
+from callpulse.logs import LOG_FORMATS
 from callpulse.signature import SigningKeys
 
 PREFIX = "CALLPULSE_"
@@ -47,6 +48,8 @@ class Settings:
     refuse_uncovered_bodies: bool = False  # refuse signatures over the URL alone (JSON bodies)
     max_header_bytes: int = 16384  # request line and headers; larger ones get 431
     request_timeout_s: float = 10.0  # from a request's first byte to its last
+    log_format: str = "text"  # or "json": one object a line, for log pipelines
+    access_log_per_s: int = 10  # callback lines a second at most, the rest summed up; 0: none
 
 
 def _int_at_least(minimum: int) -> Callable[[str, object], int]:
@@ -84,6 +87,13 @@ def _positive_seconds(name: str, raw: object) -> float:
         raise ConfigError(f"{name}: expected a number of seconds such as 10, got {raw!r}") from None
     if not 0 < value < float("inf"):
         raise ConfigError(f"{name}: must be more than 0 seconds, got {raw!r}")
+    return value
+
+
+def _log_format(name: str, raw: object) -> str:
+    value = str(raw).lower()
+    if value not in LOG_FORMATS:
+        raise ConfigError(f"{name}: expected one of {', '.join(LOG_FORMATS)}, got {raw!r}")
     return value
 
 
@@ -163,6 +173,8 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "refuse_uncovered_bodies": _boolean,
     "max_header_bytes": _int_at_least(1024),
     "request_timeout_s": _positive_seconds,
+    "log_format": _log_format,
+    "access_log_per_s": _non_negative_int,
 }
 
 

@@ -61,6 +61,7 @@ class RawCallback:
 class Answer:
     status: int
     body: dict[str, Any]
+    call_sid: str | None = None  # of the call it answers, when there is one (the access log)
 
 
 class Rejected(Exception):
@@ -199,12 +200,13 @@ class Ingestor:
                 rejection.status,
                 {"error": str(rejection), "reason": rejection.reason, "fields": rejection.errors},
             )
+        sid = write.record.call_sid
         try:
             result = await self.writer.submit(write)
         except StoreUnavailable as exc:
             metrics.outcome("unavailable").inc()
             log.error("callback %s not stored: %s", write.record.call_sid, exc)
-            return Answer(503, {"error": "storage unavailable, retry later"})
+            return Answer(503, {"error": "storage unavailable, retry later"}, sid)
         metrics.outcome(result.value).inc()
         problems = write.record.problems
         if problems and result in (SaveResult.INSERTED, SaveResult.UPDATED):
@@ -217,12 +219,13 @@ class Ingestor:
                     "error": "the database refused this callback; "
                     "it is kept in quarantine (callpulse quarantine list)",
                 },
+                sid,
             )
         if problems:  # so whoever tests a sender by hand sees what was not taken as sent
             return Answer(
-                200, {"result": result.value, "problems": [p.as_dict() for p in problems]}
+                200, {"result": result.value, "problems": [p.as_dict() for p in problems]}, sid
             )
-        return Answer(200, {"result": result.value})
+        return Answer(200, {"result": result.value}, sid)
 
     async def _quarantine(self, raw: RawCallback, rejection: Rejected) -> None:
         entry = QuarantineWrite(

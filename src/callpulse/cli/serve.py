@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import logging
 import os
 import resource
 import tempfile
@@ -14,6 +13,7 @@ import click
 from callpulse.cli.base import cli, database_option, err_console, settings_of, store_of
 from callpulse.config import PREFIX
 from callpulse.errors import CallpulseError
+from callpulse.logs import LOG_FORMATS, configure_logging
 from callpulse.store import without_password
 
 
@@ -29,13 +29,26 @@ from callpulse.store import without_password
     help="Receiver processes sharing the port.",
 )
 @click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    help="text, or json: one object a line (default: CALLPULSE_LOG_FORMAT, else text).",
+)
+@click.option(
     "--allow-unsigned",
     is_flag=True,
     help="Accept callbacks without signatures when no signing key is set (testing only).",
 )
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, workers: int, allow_unsigned: bool) -> None:
-    """Run the callback receiver, health checks and metrics.
+def serve(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    workers: int,
+    log_format: str | None,
+    allow_unsigned: bool,
+) -> None:
+    """Run the callback receiver, dashboard, API, health checks and metrics; one log line per
+    callback (at most CALLPULSE_ACCESS_LOG_PER_S a second, the rest summed up).
 
     Example: CALLPULSE_SIGNING_KEYS=PSKxxxx callpulse serve --port 8080
     """
@@ -46,6 +59,9 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, allow_unsigned
     from callpulse.web.protocol import GuardedHttpToolsProtocol
 
     settings = settings_of(ctx)
+    if log_format is not None:
+        os.environ[PREFIX + "LOG_FORMAT"] = log_format  # worker processes read it
+    configure_logging(log_format or settings.log_format)
     if not settings.signing_keys and not allow_unsigned:
         raise CallpulseError(
             "no signing key: set CALLPULSE_SIGNING_KEYS to your project's Signing Key "
@@ -72,7 +88,6 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, allow_unsigned
         err=True,
     )
     _raise_open_files_limit()
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     with tempfile.TemporaryDirectory(prefix="callpulse-metrics-") as metrics_dir:
         if workers > 1:
             os.environ[MULTIPROC_ENV] = metrics_dir
@@ -85,6 +100,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, allow_unsigned
             http=GuardedHttpToolsProtocol,
             access_log=False,
             log_level="warning",
+            log_config=None,  # uvicorn's lines go through configure_logging's output too
             timeout_graceful_shutdown=10,
         )
 

@@ -17,11 +17,13 @@ from callpulse import metrics
 from callpulse.analytics import Analytics
 from callpulse.config import Settings, load_settings
 from callpulse.ingest import Ingestor, gate_for
+from callpulse.logs import configure_logging
 from callpulse.reconcile import PeriodicReconcile
 from callpulse.store import open_store
 from callpulse.store.spool import Spool
 from callpulse.store.writer import BatchWriter
 from callpulse.web import health, http
+from callpulse.web.access_log import AccessLog
 from callpulse.web.api import create_api
 from callpulse.web.auth import Access
 from callpulse.web.dashboard import dashboard_routes
@@ -37,6 +39,7 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
     ingestor = Ingestor(gate_for(settings, allow_unsigned), writer)
     access = Access(settings.api_token, allow_unsigned, settings.public_url, revocations=store)
     analytics = Analytics(store, settings)
+    access_log = AccessLog(settings.access_log_per_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -48,9 +51,12 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
         # of the cyclic GC, whose full collections otherwise stop the event loop for ~20 ms.
         gc.collect()
         gc.freeze()
+        summaries = asyncio.create_task(access_log.summarize())
         try:
             yield
         finally:
+            summaries.cancel()
+            access_log.flush()
             if reconciler is not None:
                 # Off the event loop: the reconcile thread's last batch needs the loop and the
                 # writer to finish before it can stop.
@@ -62,7 +68,7 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
         routes=[
             Route(
                 settings.callback_path,
-                make_endpoint(ingestor, settings.public_url),
+                make_endpoint(ingestor, settings.public_url, access_log),
                 methods=["GET", "POST"],
             ),
             Route("/healthz", health.healthz),
@@ -77,6 +83,7 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
     # Starlette's trailing-slash redirect builds its Location from the Host header: a 404 instead.
     app.router.redirect_slashes = False
     app.state.writer = writer
+    app.state.access_log = access_log
     app.state.analytics = analytics
     app.state.access = access
     app.state.settings = settings
@@ -85,4 +92,6 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
 
 def app_from_environment() -> Starlette:
     """Factory for uvicorn worker processes: settings come from the environment."""
-    return create_app(load_settings(), allow_unsigned=os.environ.get(ALLOW_UNSIGNED_ENV) == "1")
+    settings = load_settings()
+    configure_logging(settings.log_format)  # a worker process starts without any
+    return create_app(settings, allow_unsigned=os.environ.get(ALLOW_UNSIGNED_ENV) == "1")

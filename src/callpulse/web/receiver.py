@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from callpulse.ingest import Ingestor, RawCallback, SaveResult
+from callpulse.web.access_log import AccessLog
 from callpulse.web.http import read_limited
 
 
@@ -30,7 +31,9 @@ def signed_url(request: Request, public_url: str) -> str:
     return public_url + request.url.path + (f"?{query}" if query else "")
 
 
-def make_endpoint(ingestor: Ingestor, public_url: str) -> Callable[[Request], Awaitable[Response]]:
+def make_endpoint(
+    ingestor: Ingestor, public_url: str, access_log: AccessLog
+) -> Callable[[Request], Awaitable[Response]]:
     async def callback_endpoint(request: Request) -> Response:
         if request.method == "HEAD":  # a reachability probe, not a callback: nothing to keep
             return Response(status_code=200)
@@ -43,6 +46,7 @@ def make_endpoint(ingestor: Ingestor, public_url: str) -> Callable[[Request], Aw
             body_size=size,
         )
         answer = await ingestor.handle(raw)
+        access_log.record(raw, answer, request.client.host if request.client else "?")
         return Response(
             _encode(answer.body), status_code=answer.status, media_type="application/json"
         )
