@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from starlette.testclient import TestClient
@@ -22,7 +23,10 @@ def _cursor(values: list[int]) -> str:
         ("/summary", {"until": "0001-01-01T00:00:00+01:00"}, "until", "out of range"),
         ("/summary", {"until": "0001-01-01T00:00:00Z"}, "until", "years 1970 to 8999"),
         ("/timeseries", {"since": "9999-12-31T00:00:00Z"}, "since", "out of range"),
-        ("/summary", {"since": "7d"}, "since", "expected an ISO 8601 time"),
+        ("/summary", {"since": "7 days"}, "since", "expected an ISO 8601 time"),
+        ("/summary", {"until": "0d"}, "until", "or an age such as 24h or 7d"),
+        ("/summary", {"since": "999999999d"}, "since", "years 1970 to 8999"),
+        ("/summary", {"since": "x" * 65}, "since", "expected an ISO 8601 time"),
         ("/quarantine", {"cursor": _cursor([2**70])}, "cursor", "next_cursor"),
         ("/quarantine", {"cursor": _cursor([-(2**63) - 1])}, "cursor", "next_cursor"),
         ("/calls", {"cursor": _cursor([2**63, 1])}, "cursor", "next_cursor"),
@@ -42,11 +46,36 @@ def test_out_of_range_values_are_a_400_naming_the_parameter(
 def test_an_unparsable_time_names_the_expected_form_not_the_validator(
     client: TestClient,
 ) -> None:
-    error = client.get("/api/v1/summary", params={"since": "7d"}, headers=AUTH).json()["error"]
-    assert error == (
-        "since: expected an ISO 8601 time such as 2024-04-04T18:00:00Z (no offset means UTC), "
-        "got '7d'"
-    )
+    answer = client.get("/api/v1/summary", params={"since": "yesterday"}, headers=AUTH)
+    assert answer.json() == {
+        "error": "since: expected an ISO 8601 time such as 2024-04-04T18:00:00Z (no offset "
+        "means UTC) or an age such as 24h or 7d, got 'yesterday'",
+        "parameter": "since",
+    }
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "span"),
+    [
+        ("7d", None, timedelta(days=7)),
+        ("24h", None, timedelta(hours=24)),
+        ("90m", "30m", timedelta(minutes=60)),
+        ("2024-04-04T00:00:00Z", "2024-04-05T00:00:00+02:00", timedelta(hours=22)),
+        ("2024-04-04", "2024-04-05T00:00:00", timedelta(days=1)),
+    ],
+)
+def test_the_api_takes_the_ages_and_times_the_cli_takes(
+    client: TestClient, since: str, until: str | None, span: timedelta
+) -> None:
+    params = {"since": since} | ({"until": until} if until else {})
+    before = datetime.now(UTC)
+    response = client.get("/api/v1/summary", params=params, headers=AUTH)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    start, end = (datetime.fromisoformat(body[k]) for k in ("since", "until"))
+    assert end - start == span
+    if until is None:  # an age counts back from now
+        assert before - timedelta(seconds=1) <= end <= datetime.now(UTC)
 
 
 def test_the_largest_cursor_values_are_still_cursors(client: TestClient) -> None:
@@ -71,6 +100,16 @@ def test_routing_failures_outside_the_api_are_json(
     assert response.status_code == status
     assert response.headers["content-type"] == "application/json"
     assert response.json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/api", "/api/", "/api/v1", "/api/v2/summary", "/api/v1/nope"])
+def test_unknown_api_paths_are_the_apis_json_404(client: TestClient, path: str) -> None:
+    response = client.get(path, headers=AUTH)
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": "no such endpoint: see /api/v1/openapi.json",
+        "parameter": None,
+    }
 
 
 @pytest.mark.parametrize(

@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+from callpulse import moments
 from callpulse.config import PREFIX, Settings, load_settings
 from callpulse.errors import CallpulseError
 from callpulse.store import SQLITE_PREFIX, Store, open_store, sqlite_path, without_password
@@ -119,17 +120,14 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
     ctx.obj = load_settings(config_file=config_file)
 
 
-AGE_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-
-
 def parse_age(ctx: click.Context, param: click.Parameter, text: str | None) -> timedelta | None:
     """A span such as 400d, 12h, 15m or 90s (a click callback)."""
     if text is None:
         return None
-    number, unit = text[:-1], text[-1:]
-    if unit not in AGE_UNITS or not number.isdigit() or int(number) == 0:
-        raise click.BadParameter(f"expected a span such as 400d, 12h, 15m or 90s, got {text!r}")
-    return timedelta(seconds=int(number) * AGE_UNITS[unit])
+    try:
+        return moments.parse_age(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def parse_moment(ctx: click.Context, param: click.Parameter, text: str | None) -> datetime | None:
@@ -137,15 +135,6 @@ def parse_moment(ctx: click.Context, param: click.Parameter, text: str | None) -
     if text is None:
         return None
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            age = parse_age(ctx, param, text)
-        except click.BadParameter:
-            raise click.BadParameter(
-                f"expected an ISO 8601 time such as 2024-04-04T18:00:00+00:00 "
-                f"or an age such as 24h or 7d, got {text!r}"
-            ) from None
-        assert age is not None
-        return datetime.now(UTC) - age
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return moments.parse_moment(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None

@@ -33,7 +33,11 @@ async def read_limited(request: Request, limit: int) -> tuple[bytes, int]:
 async def http_error(request: Request, exc: Exception) -> Response:
     """Routing's own failures (unknown path, wrong method) as the API's ``{"error"}`` JSON."""
     assert isinstance(exc, HTTPException)
-    message = f"no such page: {request.url.path}" if exc.status_code == 404 else exc.detail
+    message = exc.detail
+    if exc.status_code == 404:
+        path = request.url.path
+        api = path == "/api" or path.startswith("/api/")
+        message = "no such endpoint: see /api/v1/openapi.json" if api else f"no such page: {path}"
     return error_response(exc.status_code, message, headers=exc.headers)
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 
+from callpulse import moments
 from callpulse.analytics import QueryError
 from callpulse.analytics.filters import make_filters
 from callpulse.analytics.models import Filters
@@ -23,8 +24,8 @@ LATEST_YEAR = 9000
 
 # The fix for each parameter, added to the validator's own words when a value does not parse.
 HINTS = {
-    "since": "an ISO 8601 time such as 2024-04-04T18:00:00Z (no offset means UTC)",
-    "until": "an ISO 8601 time such as 2024-04-05T18:00:00Z (no offset means UTC)",
+    "since": moments.MOMENT_FORM,
+    "until": moments.MOMENT_FORM,
     "bucket": "one of minute, hour, day",
     "limit": f"a whole number from 1 to {MAX_LIMIT}",
     "status": "a call status such as completed or failed",
@@ -39,24 +40,35 @@ class TimeRange:
     until: datetime
 
 
-def _utc(parameter: str, moment: datetime) -> datetime:
+def _utc(parameter: str, text: str, now: datetime) -> datetime:
+    """ISO 8601 or an age before now, as the CLI takes them."""
+    years = f"out of range: give a time in the years {EARLIEST_YEAR} to {LATEST_YEAR - 1}"
+    try:
+        moment = moments.parse_moment(text, now)
+    except moments.OutOfRange:
+        raise QueryError(parameter, years) from None
+    except ValueError as exc:
+        raise QueryError(parameter, str(exc)) from None
     if not EARLIEST_YEAR <= moment.year < LATEST_YEAR:
-        years = f"{EARLIEST_YEAR} to {LATEST_YEAR - 1}"
-        raise QueryError(parameter, f"out of range: give a time in the years {years}")
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        raise QueryError(parameter, years)
+    return moment
+
+
+_TIME = "ISO 8601 (no offset: UTC) or an age before now such as 24h or 7d"
 
 
 async def time_range(
     since: Annotated[
-        datetime | None,
-        Query(description="start, ISO 8601 (no offset: UTC); default: 24 h before until"),
+        str | None,
+        Query(description=f"start: {_TIME}; default: 24 h before until", max_length=64),
     ] = None,
     until: Annotated[
-        datetime | None, Query(description="end (exclusive), ISO 8601; default: now")
+        str | None, Query(description=f"end (exclusive): {_TIME}; default: now", max_length=64)
     ] = None,
 ) -> TimeRange:
-    end = _utc("until", until) if until is not None else datetime.now(UTC)
-    start = _utc("since", since) if since is not None else end - DEFAULT_SPAN
+    now = datetime.now(UTC)
+    end = _utc("until", until, now) if until is not None else now
+    start = _utc("since", since, now) if since is not None else end - DEFAULT_SPAN
     if start >= end:
         raise QueryError("since", f"must be before until ({end.isoformat()})")
     if end - start > MAX_SPAN:
