@@ -24,6 +24,7 @@ EXPECTED = {
     "call_sid": "b3877c40-da60-4998-90ad-b792e98472ca",
     "account_sid": "b3877c40-da60-4998-90ad-b792e98472af",
     "from": "+15551234567",
+    "region": "US",
     "to": "+18005559876",
     "started_at": "2024-04-04T18:32:15Z",
     "status": "completed",

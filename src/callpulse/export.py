@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from callpulse.errors import CallpulseError
+from callpulse.regions import region_of
 from callpulse.store.base import StoredCall, problems_to_json
 
 COLUMNS = (
     "call_sid",
     "account_sid",
     "from",
+    "region",
     "to",
     "started_at",
     "status",
@@ -44,6 +46,7 @@ def call_to_row(call: StoredCall) -> dict[str, Any]:
         "call_sid": r.call_sid,
         "account_sid": r.account_sid,
         "from": r.from_number,
+        "region": region_of(r.from_number),  # as the figures count it
         "to": r.to_number,
         "started_at": iso_utc(r.started_at),
         "status": r.status,
@@ -102,6 +105,7 @@ def write_parquet(calls: Iterable[StoredCall], path: Path) -> Iterator[int]:
             ("call_sid", pa.string()),
             ("account_sid", pa.string()),
             ("from", pa.string()),
+            ("region", pa.string()),
             ("to", pa.string()),
             ("started_at", timestamp),
             ("status", pa.string()),
@@ -118,7 +122,8 @@ def write_parquet(calls: Iterable[StoredCall], path: Path) -> Iterator[int]:
         columns: dict[str, list[Any]] = {name: [] for name in schema.names}
         for call in rows:
             r = call.record
-            values = (r.call_sid, r.account_sid, r.from_number, r.to_number, r.started_at,
+            values = (r.call_sid, r.account_sid, r.from_number, region_of(r.from_number),
+                      r.to_number, r.started_at,
                       r.status, r.duration_s, r.mos, call.received_at, call.source,
                       json.dumps(r.extra, sort_keys=True, ensure_ascii=False),
                       problems_to_json(r.problems))  # fmt: skip

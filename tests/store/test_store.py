@@ -10,7 +10,13 @@ import pytest
 from callpulse.callback import parse_callback
 from callpulse.config import Settings
 from callpulse.store import Store, open_store
-from callpulse.store.base import CallWrite, QuarantineWrite, SaveResult, StoreRefused
+from callpulse.store.base import (
+    CallSelection,
+    CallWrite,
+    QuarantineWrite,
+    SaveResult,
+    StoreRefused,
+)
 from callpulse.store.migrations import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
 from tests.support import callback_fields
 
@@ -132,6 +138,28 @@ def test_iter_calls_orders_by_start_time(store: Store) -> None:
         early.record.call_sid,
         late.record.call_sid,
     ]
+
+
+def test_iter_calls_and_count_calls_of_a_selection(store: Store) -> None:
+    april = call(Timestamp="Thu, 04 Apr 2024 18:32:15 +0000", From="+442079460000")
+    april_us = call(Timestamp="Thu, 04 Apr 2024 18:32:15 +0000", To="+18005550199")
+    january = call(Timestamp="Wed, 03 Jan 2024 18:32:15 +0000", AccountSid="AC-other")
+    store.write_batch([april, april_us, january])
+    since = datetime(2024, 4, 4, 18, 32, 15, tzinfo=UTC)
+    cases = [
+        (CallSelection(), [april, april_us, january]),
+        (CallSelection(since=since), [april, april_us]),  # since is inclusive
+        (CallSelection(until=since), [january]),  # until is not
+        (CallSelection(region="GB"), [april]),
+        (CallSelection(to="+18005550199"), [april_us]),
+        (CallSelection(account_sid="AC-other"), [january]),
+        (CallSelection(since=since, region="US"), [april_us]),
+        (CallSelection(until=since, region="GB"), []),
+    ]
+    for selection, expected in cases:
+        sids = [c.record.call_sid for c in store.iter_calls(selection=selection)]
+        assert sorted(sids) == sorted(w.record.call_sid for w in expected), selection
+        assert store.count_calls(selection) == len(expected)
 
 
 def test_quarantine_keeps_entries_and_bounds_them(store: Store) -> None:

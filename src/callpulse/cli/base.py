@@ -25,6 +25,14 @@ _CHOSEN = "callpulse.database_chosen"
 F = Callable[..., object]
 
 
+_OPTIONS = {"to": "number", "account_sid": "account"}  # analytics' names for the options
+
+
+def option_error(parameter: str, message: object) -> CallpulseError:
+    """An analytics complaint about a parameter, in the words of the command's options."""
+    return CallpulseError(f"--{_OPTIONS.get(parameter, parameter)}: {message}")
+
+
 def settings_of(ctx: click.Context) -> Settings:
     settings: Settings = ctx.find_root().obj
     return settings

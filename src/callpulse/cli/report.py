@@ -12,8 +12,14 @@ from rich.table import Table
 from callpulse.analytics import Analytics, QueryError
 from callpulse.analytics.filters import make_filters
 from callpulse.analytics.models import Totals
-from callpulse.cli.base import cli, database_option, parse_moment, settings_of, store_of
-from callpulse.errors import CallpulseError
+from callpulse.cli.base import (
+    cli,
+    database_option,
+    option_error,
+    parse_moment,
+    settings_of,
+    store_of,
+)
 from callpulse.export import iso_utc
 
 
@@ -34,7 +40,6 @@ def _change(now: float | None, before: float | None, points: bool = False) -> st
 
 
 Row = tuple[str, str, str, str]
-_OPTIONS = {"to": "number", "account_sid": "account"}  # analytics' names for the options
 
 
 def _compare(name: str, now: float | None, before: float | None, kind: str) -> Row:
@@ -125,8 +130,7 @@ def report(
             numbers = analytics.numbers(since, until, filters)
             regions = analytics.regions(since, until, filters)
         except QueryError as exc:
-            option = _OPTIONS.get(exc.parameter, exc.parameter)
-            raise CallpulseError(f"--{option}: {exc}") from None
+            raise option_error(exc.parameter, exc) from None
     if as_json:
         click.echo(
             json.dumps(

@@ -151,6 +151,40 @@ def to_epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+@dataclass(frozen=True)
+class CallSelection:
+    """Which calls an export takes: a range of start times (until exclusive) and exact
+    matches, each optional; the default is every call."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    account_sid: str | None = None
+    to: str | None = None
+    region: str | None = None
+
+    def where(self, dialect: Dialect) -> tuple[str, list[Any]]:
+        """`` WHERE ...`` (or nothing) over the calls table's columns, and its parameters."""
+        conditions: list[str] = []
+        params: list[Any] = []
+        for column, op, moment in (
+            ("started_at", ">=", self.since),
+            ("started_at", "<", self.until),
+        ):
+            if moment is not None:
+                conditions.append(f"{column} {op} {dialect.ms_param}")
+                params.append(to_epoch_ms(moment))
+        for column, value in (
+            ("account_sid", self.account_sid), ("to_number", self.to), ("region", self.region)
+        ):  # fmt: skip
+            if value is not None:
+                conditions.append(f"{column} = {dialect.param}")
+                params.append(value)
+        return (" WHERE " + " AND ".join(conditions) if conditions else ""), params
+
+
+EVERY_CALL = CallSelection()
+
+
 def from_epoch_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
@@ -328,8 +362,10 @@ class Store(abc.ABC):
     def migration_status(self) -> list[MigrationState]: ...
 
     @abc.abstractmethod
-    def iter_calls(self, batch_size: int = 1000) -> Iterator[StoredCall]:
-        """Every call, oldest first by start time."""
+    def iter_calls(
+        self, batch_size: int = 1000, selection: CallSelection = EVERY_CALL
+    ) -> Iterator[StoredCall]:
+        """Every call (of ``selection``), oldest first by start time."""
 
     @abc.abstractmethod
     def get_call(self, account_sid: str, call_sid: str) -> StoredCall | None: ...
@@ -339,7 +375,7 @@ class Store(abc.ABC):
         """Earlier versions of a call, oldest first."""
 
     @abc.abstractmethod
-    def count_calls(self) -> int: ...
+    def count_calls(self, selection: CallSelection = EVERY_CALL) -> int: ...
 
     @abc.abstractmethod
     def list_quarantine(

@@ -21,7 +21,9 @@ from callpulse.callback import WITHHELD
 from callpulse.regions import region_of
 from callpulse.store import quarantine, rollups
 from callpulse.store.base import (
+    EVERY_CALL,
     RECONCILED,
+    CallSelection,
     CallWrite,
     MigrationState,
     QuarantineEntry,
@@ -548,13 +550,17 @@ class PostgresStore(Store):
         except psycopg.Error as exc:
             raise _unavailable(self._label, exc) from exc
 
-    def iter_calls(self, batch_size: int = 1000) -> Iterator[StoredCall]:
+    def iter_calls(
+        self, batch_size: int = 1000, selection: CallSelection = EVERY_CALL
+    ) -> Iterator[StoredCall]:
+        where, params = selection.where(self.dialect)
         with self._conn() as conn, conn.transaction():
             cursor = conn.cursor(name="callpulse_export")
             cursor.itersize = batch_size
             cursor.execute(
-                f"SELECT c.account_sid, c.call_sid, {_CALL_COLUMNS} FROM calls c "
-                "ORDER BY c.started_at, c.call_id"
+                f"SELECT c.account_sid, c.call_sid, {_CALL_COLUMNS} FROM calls c{where} "
+                "ORDER BY c.started_at, c.call_id",
+                params,
             )
             for row in cursor:
                 yield stored_call_from_row(row[0], row[1], row[2:])
@@ -577,8 +583,9 @@ class PostgresStore(Store):
         )
         return [stored_call_from_row(account_sid, call_sid, row) for row in rows]
 
-    def count_calls(self) -> int:
-        return int(self.read("SELECT count(*) FROM calls")[0][0])
+    def count_calls(self, selection: CallSelection = EVERY_CALL) -> int:
+        where, params = selection.where(self.dialect)
+        return int(self.read(f"SELECT count(*) FROM calls{where}", params)[0][0])
 
     def list_quarantine(
         self, limit: int = 50, before_id: int | None = None

@@ -17,7 +17,9 @@ from callpulse.config import SYNCHRONOUS_MODES
 from callpulse.regions import region_of
 from callpulse.store import checkpoint, quarantine, rollups
 from callpulse.store.base import (
+    EVERY_CALL,
     RECONCILED,
+    CallSelection,
     CallWrite,
     MigrationState,
     QuarantineEntry,
@@ -398,9 +400,14 @@ class SQLiteStore(Store):
             for statement in rollups.rebuild_statements(rollups.SQLITE):
                 conn.execute(statement)
 
-    def iter_calls(self, batch_size: int = 1000) -> Iterator[StoredCall]:
+    def iter_calls(
+        self, batch_size: int = 1000, selection: CallSelection = EVERY_CALL
+    ) -> Iterator[StoredCall]:
+        where, params = selection.where(self.dialect)
         with self._reading() as conn:
-            cursor = conn.execute(f"SELECT {_CALL_COLUMNS} FROM calls ORDER BY started_at, id")
+            cursor = conn.execute(
+                f"SELECT {_CALL_COLUMNS} FROM calls{where} ORDER BY started_at, id", params
+            )
             while rows := cursor.fetchmany(batch_size):
                 for row in rows:
                     yield _call(row[0], row[1], row[2:])
@@ -425,9 +432,10 @@ class SQLiteStore(Store):
             ).fetchall()
         return [_call(account_sid, call_sid, row) for row in rows]
 
-    def count_calls(self) -> int:
+    def count_calls(self, selection: CallSelection = EVERY_CALL) -> int:
+        where, params = selection.where(self.dialect)
         with self._reading() as conn:
-            return int(conn.execute("SELECT count(*) FROM calls").fetchone()[0])
+            return int(conn.execute(f"SELECT count(*) FROM calls{where}", params).fetchone()[0])
 
     _QUARANTINE_SELECT = (
         "SELECT id, received_at, reason, errors, method, url, headers, body, body_size "
