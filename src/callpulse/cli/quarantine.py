@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import textwrap
+from datetime import UTC
 from typing import Any
 
 import click
@@ -13,6 +15,14 @@ from callpulse.cli.base import cli as root
 from callpulse.cli.base import database_option, settings_of, store_of
 from callpulse.errors import CallpulseError
 from callpulse.export import iso_utc
+
+MAX_ERRORS = 120  # characters of an entry's errors in the list
+
+
+def _errors_text(errors: dict[str, str]) -> str:
+    """An entry's errors on a row: shortened at a word, never mid-word."""
+    text = "; ".join(f"{k}: {v}" for k, v in errors.items())
+    return textwrap.shorten(text, MAX_ERRORS, placeholder=" …")
 
 
 @root.group()
@@ -49,17 +59,21 @@ def quarantine_list(ctx: click.Context, limit: int, as_json: bool) -> None:
         for entry in entries:
             click.echo(json.dumps(_entry_summary(entry)))
         return
-    table = Table(title=f"quarantine: {kept} kept, {dropped} dropped by the cap")
-    for column in ("id", "received", "reason", "errors", "bytes"):
-        table.add_column(column)
+    table = Table(title=f"quarantine: {kept:,} kept, {dropped:,} dropped by the cap")
+    # The short columns never wrap; the errors take the rest of the width, wrapped at spaces
+    # and shortened at a word (the whole entry: callpulse quarantine show ID).
+    table.add_column("id", no_wrap=True, justify="right")
+    table.add_column("received (UTC)", no_wrap=True)
+    table.add_column("reason", no_wrap=True)
+    table.add_column("errors", ratio=1, min_width=20)
+    table.add_column("bytes", no_wrap=True, justify="right")
     for entry in entries:
-        errors = "; ".join(f"{k}: {v}" for k, v in entry.errors.items())
         table.add_row(
             str(entry.id),
-            iso_utc(entry.received_at),
+            entry.received_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
             entry.reason,
-            errors[:120],
-            str(entry.body_size),
+            _errors_text(entry.errors),
+            f"{entry.body_size:,}",
         )
     Console().print(table)
 
@@ -126,8 +140,9 @@ def quarantine_replay(
             try:
                 write = gate.accept(raw_from_quarantine(entry))
             except Rejected as rejection:
-                detail = "; ".join(f"{k}: {v}" for k, v in rejection.errors.items())
-                table.add_row(str(entry.id), f"still {rejection.reason}", detail[:120])
+                table.add_row(
+                    str(entry.id), f"still {rejection.reason}", _errors_text(rejection.errors)
+                )
                 continue
             (result,) = store.write_batch([write])
             store.delete_quarantine(entry.id)

@@ -31,20 +31,27 @@ def _number(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:,.{digits}f}"
 
 
-def _change(now: float | None, before: float | None, points: bool = False) -> str:
+def _count(value: int) -> str:
+    return f"{value:,}"
+
+
+def _change(now: float | None, before: float | None, kind: str = "value") -> str:
     if now is None or before is None:
         return ""
-    if points:  # rates change by percentage points
+    if kind == "rate":  # rates change by percentage points
         return f"{(now - before) * 100:+.1f} pt"
-    return f"{(now - before) / before:+.0%}" if before else ""
+    if kind == "mos":  # a score: its difference, as the dashboard shows it
+        return f"{now - before:+.2f}"
+    return f"{(now - before) / before:+,.0%}" if before else ""
 
 
 Row = tuple[str, str, str, str]
 
 
 def _compare(name: str, now: float | None, before: float | None, kind: str) -> Row:
-    show = {"count": lambda v: _number(v, 0), "rate": _percent, "value": _number}[kind]
-    return (name, show(now), show(before), _change(now, before, points=kind == "rate"))
+    show = {"count": lambda v: _number(v, 0), "rate": _percent, "value": _number,
+            "mos": _number}[kind]  # fmt: skip
+    return (name, show(now), show(before), _change(now, before, kind))
 
 
 def _spread(name: str, cur: tuple[float | None, ...], prev: tuple[float | None, ...],
@@ -63,7 +70,7 @@ def _kpi_rows(cur: Totals, prev: Totals) -> list[Row]:
         _compare("completed", cur.completed, prev.completed, "count"),
         _compare("failed", cur.failed, prev.failed, "count"),
         _compare("success rate", cur.success_rate, prev.success_rate, "rate"),
-        _compare("MOS mean", cur.mos.mean, prev.mos.mean, "value"),
+        _compare("MOS mean", cur.mos.mean, prev.mos.mean, "mos"),
         _spread(
             "MOS p05 / p50 / p95",
             (cur.mos.p05, cur.mos.p50, cur.mos.p95),
@@ -153,20 +160,21 @@ def report(
     if summary.busiest_hour is not None:
         hour = summary.busiest_hour
         console.print(
-            f"busiest hour: {iso_utc(hour.start)}, {hour.calls} calls, {hour.erlangs:.2f} Erlangs"
+            f"busiest hour: {iso_utc(hour.start)}, {_count(hour.calls)} calls, "
+            f"{hour.erlangs:.2f} Erlangs"
         )
     bands = Table("MOS band (G.107)", "range", "calls", "share", title="call quality")
     for band in summary.mos.bands:
-        bands.add_row(band.name, f"{band.lower:.2f}-{band.upper:.2f}", str(band.calls),
+        bands.add_row(band.name, f"{band.lower:.2f}-{band.upper:.2f}", _count(band.calls),
                       _percent(band.share))  # fmt: skip
     console.print(bands)
     by_number = Table("number", "calls", "success", "MOS", "poor", "ACD (s)", title="per number")
     for n in numbers:
-        by_number.add_row(n.to, str(n.calls), _percent(n.success_rate), _number(n.mos_mean),
+        by_number.add_row(n.to, _count(n.calls), _percent(n.success_rate), _number(n.mos_mean),
                           _percent(n.poor_rate), _number(n.acd_s, 0))  # fmt: skip
     console.print(by_number)
     by_region = Table("region", "calls", "success", "MOS", "ACD (s)", title="per caller region")
     for r in regions:
-        by_region.add_row(r.region, str(r.calls), _percent(r.success_rate), _number(r.mos_mean),
+        by_region.add_row(r.region, _count(r.calls), _percent(r.success_rate), _number(r.mos_mean),
                           _number(r.acd_s, 0))  # fmt: skip
     console.print(by_region)
