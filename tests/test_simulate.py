@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -11,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from callpulse.simulate import modelled_live_calls, send_calls
+from callpulse.traffic import SimulatedCall, TrafficModel, calls_per_hour
 from tests.support import SIGNING_KEY, EmulatorProcess, ServerProcess, run_cli
 
 
@@ -170,3 +174,54 @@ def test_an_emulator_without_numbers_is_one_line_error(tmp_path: Path) -> None:
         f"callpulse: error: the emulator at {emulator.base_url} has no phone numbers "
         "(start it with: callpulse emulate --numbers 5)"
     )
+
+
+# -- live traffic that follows the daily pattern (the demo's default) ----------------------------
+
+
+def test_modelled_live_calls_arrive_at_the_models_rate_for_now() -> None:
+    per_day = 240_000  # many calls, so an hour's count is close to its expectation
+    before = datetime.now(UTC).replace(microsecond=0)
+    calls = modelled_live_calls(TrafficModel(random.Random(7), ["+18005550100"]), per_day)
+    first = next(calls)
+    assert first.started_at >= before
+    hour_end = first.started_at + timedelta(hours=1)
+    starts = [first.started_at]
+    for call in calls:
+        if call.started_at >= hour_end:
+            break
+        starts.append(call.started_at)
+    assert starts == sorted(starts)
+    mid = first.started_at + timedelta(minutes=30)
+    expected = calls_per_hour(mid, per_day)
+    assert abs(len(starts) - expected) < 5 * expected**0.5 + 0.05 * expected
+    # Never busier than the pattern's busiest hour of the backlog it continues.
+    day = mid.replace(hour=0, minute=0, second=0)
+    busiest = max(calls_per_hour(day + timedelta(minutes=10 * i), per_day) for i in range(144))
+    assert expected <= busiest
+
+
+def test_send_calls_at_start_times_waits_for_each_and_stops_while_waiting() -> None:
+    sent: list[tuple[datetime, datetime]] = []
+
+    class Recorder:
+        async def send(self, client: httpx.AsyncClient, call: SimulatedCall, sid: str) -> str:
+            sent.append((call.started_at, datetime.now(UTC)))
+            return "200 inserted"
+
+    def call(at: datetime) -> SimulatedCall:
+        return SimulatedCall("+15551234567", "+18005550100", at, "completed", 60, 4.3)
+
+    async def run() -> None:
+        now = datetime.now(UTC)
+        soon = [call(now + timedelta(seconds=s)) for s in (0.2, 0.4)]
+        later = call(now + timedelta(hours=1))
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(1.0, stop.set)
+        tally = await send_calls(Recorder(), [*soon, later], random.Random(1),
+                                 stop=stop, at_start_times=True)  # fmt: skip
+        assert tally.calls == 2  # the one an hour ahead was not sent: stopped while waiting
+
+    asyncio.run(run())
+    assert len(sent) == 2
+    assert all(sent_at >= started_at for started_at, sent_at in sent)

@@ -160,6 +160,15 @@ def live_calls(model: TrafficModel, count: int | None) -> Iterator[SimulatedCall
         drawn += 1
 
 
+def modelled_live_calls(model: TrafficModel, calls_per_day: float) -> Iterator[SimulatedCall]:
+    """Calls from now on, without end, arriving as the daily pattern has them at
+    ``calls_per_day`` (what a backlog of that many a day shows); send them with
+    ``send_calls(..., at_start_times=True)``."""
+    start = datetime.now(UTC)
+    for started_at in model.arrivals(start, datetime.max.replace(tzinfo=UTC), calls_per_day):
+        yield model.call(started_at)
+
+
 def backlog_calls(model: TrafficModel, count: int, span: timedelta) -> Iterator[SimulatedCall]:
     """``count`` calls spread over the ``span`` before now, following the daily pattern."""
     end = datetime.now(UTC).replace(microsecond=0)
@@ -176,10 +185,12 @@ async def send_calls(
     concurrency: int = 8,
     on_answer: Callable[[SimulatedCall, str], None] = lambda call, answer: None,
     stop: asyncio.Event | None = None,
+    at_start_times: bool = False,
 ) -> Tally:
     """Send ``calls`` in order, at most ``rate`` per second (None: as fast as answers come), at
-    most ``concurrency`` in flight; stops early when ``stop`` is set, after waiting for the
-    calls in flight."""
+    most ``concurrency`` in flight; with ``at_start_times``, each not before its start time
+    (live calls drawn ahead). Stops early when ``stop`` is set, after waiting for the calls in
+    flight."""
     tally = Tally()
     slots = asyncio.Semaphore(concurrency)
     stop = stop or asyncio.Event()
@@ -214,6 +225,14 @@ async def send_calls(
             if call is None:
                 slots.release()
                 break
+            if at_start_times:
+                wait = (call.started_at - datetime.now(UTC)).total_seconds()
+                if wait > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), wait)
+                if stop.is_set():
+                    slots.release()
+                    break
             sid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
             task = asyncio.create_task(one(call, sid))
             in_flight.add(task)

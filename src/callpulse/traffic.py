@@ -87,6 +87,11 @@ def intensity(at: datetime) -> float:
     return level * (_WEEKEND if at.weekday() >= 5 else 1.0) / _NORM
 
 
+def calls_per_hour(at: datetime, calls_per_day: float) -> float:
+    """The arrival rate at ``at`` of traffic averaging ``calls_per_day`` over a week."""
+    return calls_per_day / 24 * intensity(at)
+
+
 @dataclass(frozen=True, slots=True)
 class SimulatedCall:
     from_number: str  # E.164, or "anonymous" for a withheld caller id

@@ -61,7 +61,8 @@ def test_demo_serves_the_dashboard_plays_calls_and_stops_cleanly(
     with out_path.open("wb") as out, err_path.open("wb") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "callpulse", "demo", "--port", str(port),
-             "--emulator-port", str(emulator_port), "--database", database_url, "--days", "1"],
+             "--emulator-port", str(emulator_port), "--database", database_url, "--days", "1",
+             "--rate", "5"],  # --rate overrides the daily pattern: live calls within seconds
             cwd=tmp_path,
             stdout=out,
             stderr=err,

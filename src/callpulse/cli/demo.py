@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import tempfile
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -25,9 +25,10 @@ from callpulse.simulate import (
     backlog_calls,
     emulator_numbers,
     live_calls,
+    modelled_live_calls,
     stop_on_signals,
 )
-from callpulse.traffic import TrafficModel
+from callpulse.traffic import TrafficModel, calls_per_hour
 
 BACKLOG_CALLS_PER_DAY = 1000
 DEMO_NUMBERS = 5
@@ -46,10 +47,9 @@ DEMO_NUMBERS = 5
 )
 @click.option(
     "--rate",
-    default=2.0,
-    show_default=True,
     type=click.FloatRange(min=0.01, max=1000),
-    help="Live calls per second after the backlog.",
+    help="Live calls per second after the backlog (default: as the daily pattern of the "
+    f"backlog has them, {BACKLOG_CALLS_PER_DAY} a day, so now is like any other hour).",
 )
 @click.option("--seed", type=int, help="Reproduce the calls of a run.")
 @click.pass_context
@@ -58,7 +58,7 @@ def demo(
     port: int,
     emulator_port: int,
     days: int,
-    rate: float,
+    rate: float | None,
     seed: int | None,
 ) -> None:
     """Start an emulated SignalWire and the receiver on loopback, play a few days of calls
@@ -85,7 +85,7 @@ async def _run(
     database: str,
     callback_path: str,
     days: int,
-    rate: float,
+    rate: float | None,
     seed: int | None,
 ) -> None:
     keys = DemoSecrets.generate()
@@ -147,15 +147,24 @@ async def _run(
                     description=f"backlog of {days} day{'s' * (days > 1)}",
                 )
             if not stop.is_set():
+                modelled = rate is None
+                now_per_hour = calls_per_hour(datetime.now(UTC), BACKLOG_CALLS_PER_DAY)
                 await send_with_progress(
                     sender,
-                    live_calls(model, None),
+                    modelled_live_calls(model, BACKLOG_CALLS_PER_DAY)
+                    if modelled
+                    else live_calls(model, None),
                     rng,
                     total=None,
                     rate=rate,
                     stop=stop,
                     concurrency=4,
-                    description=f"live calls ({rate:g}/s)",
+                    description=(
+                        f"live calls (daily pattern: ~{now_per_hour:.0f} an hour now)"
+                        if modelled
+                        else f"live calls ({rate:g}/s)"
+                    ),
+                    at_start_times=modelled,
                 )
             watcher.cancel()
             for child in children:

@@ -173,6 +173,7 @@ async def send_with_progress(
     stop: asyncio.Event,
     concurrency: int = 8,
     description: str = "sending calls",
+    at_start_times: bool = False,
 ) -> Tally:
     """``send_calls`` with a live progress bar on standard error."""
     with progress_bar() as progress:
@@ -185,6 +186,7 @@ async def send_with_progress(
             concurrency=concurrency,
             on_answer=lambda call, answer: progress.advance(task),
             stop=stop,
+            at_start_times=at_start_times,
         )
 
 
