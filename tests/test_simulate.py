@@ -209,6 +209,9 @@ def test_send_calls_at_start_times_waits_for_each_and_stops_while_waiting() -> N
             sent.append((call.started_at, datetime.now(UTC)))
             return "200 inserted"
 
+        async def close(self) -> None:
+            pass
+
     def call(at: datetime) -> SimulatedCall:
         return SimulatedCall("+15551234567", "+18005550100", at, "completed", 60, 4.3)
 

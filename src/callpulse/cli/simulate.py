@@ -134,7 +134,7 @@ def simulate(
                 "no signing key: pass --signing-key or set CALLPULSE_SIGNING_KEYS to the "
                 "receiver's Signing Key"
             )
-        sender = ReceiverSender(url, key, account_sid)
+        sender = ReceiverSender(url, key, account_sid, connections=concurrency)
         numbers = numbers or list(DEFAULT_NUMBERS)
     else:
         raise CallpulseError("give --url (the receiver's callback URL) or --via-emulator BASE_URL")
