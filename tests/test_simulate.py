@@ -228,3 +228,31 @@ def test_send_calls_at_start_times_waits_for_each_and_stops_while_waiting() -> N
     asyncio.run(run())
     assert len(sent) == 2
     assert all(sent_at >= started_at for started_at, sent_at in sent)
+
+
+# -- several sending processes ----------------------------------------------------------------
+
+
+def test_processes_share_the_calls_and_every_one_is_stored(server: ServerProcess) -> None:
+    args = ("--calls", "301", "--rate", "0", "--seed", "3", "--processes", "3")
+    code, out, err = simulate(server, *args)
+    assert code == 0, err
+    assert re.search(r"calls sent\W+301\b", out), out
+    assert re.search(r"answer 200 inserted\W+301\b", out), out
+    assert "301/301" in err  # one progress bar over all processes
+    with server.store() as store:
+        assert store.count_calls() == 301
+    # The same seed draws the same calls (sids) in each process: nothing new is stored (their
+    # start times are now, so they come as updates).
+    code, out, err = simulate(server, *args)
+    assert code == 0, err
+    assert "inserted" not in out, out
+    with server.store() as store:
+        assert store.count_calls() == 301
+
+
+def test_processes_refuse_the_emulator_path() -> None:
+    emulator = ("--via-emulator", "http://127.0.0.1:9", "--project-id", "p", "--api-token", "t")
+    result = run_cli("simulate", *emulator, "--calls", "3", "--processes", "2", check=False)
+    assert result.returncode == 1
+    assert "--processes sends straight at a receiver" in result.stderr

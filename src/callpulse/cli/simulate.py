@@ -28,6 +28,7 @@ from callpulse.simulate import (
     send_calls,
     stop_on_signals,
 )
+from callpulse.simulate_processes import Share, send_in_processes
 from callpulse.traffic import SimulatedCall, TrafficModel
 
 
@@ -76,6 +77,10 @@ def _parse_numbers(ctx: click.Context, param: click.Parameter, text: str | None)
     "--concurrency", default=8, show_default=True, type=click.IntRange(1, 1024),
     help="Requests in flight at most.",
 )  # fmt: skip
+@click.option(
+    "--processes", default=1, show_default=True, type=click.IntRange(1, 64),
+    help="Sending processes sharing --calls and --rate (each with --concurrency in flight).",
+)  # fmt: skip
 @click.option("--via-emulator", "emulator_url", help="Place the calls on this emulator's numbers.")
 @click.option(
     "--project-id",
@@ -100,6 +105,7 @@ def simulate(
     numbers: list[str],
     backfill: timedelta | None,
     concurrency: int,
+    processes: int,
     emulator_url: str | None,
     project_id: str | None,
     api_token: str | None,
@@ -117,6 +123,8 @@ def simulate(
         count = math.ceil(rate * duration.total_seconds())
     if count is None:
         raise CallpulseError("give either --calls N or --duration SPAN (e.g. --duration 60s)")
+    if processes > 1 and emulator_url:
+        raise CallpulseError("--processes sends straight at a receiver: drop --via-emulator")
     sender: Sender
     if emulator_url:
         if not (project_id and api_token):
@@ -138,18 +146,31 @@ def simulate(
         numbers = numbers or list(DEFAULT_NUMBERS)
     else:
         raise CallpulseError("give --url (the receiver's callback URL) or --via-emulator BASE_URL")
-    rng = random.Random(seed)
-    model = TrafficModel(rng, numbers)
-    calls = backlog_calls(model, count, backfill) if backfill else live_calls(model, count)
+    if processes > 1:
+        assert isinstance(sender, ReceiverSender)
+        seeds = random.Random(seed)
+        shares = [
+            Share(sender.url, sender.signing_key, account_sid, numbers, backfill,
+                  count // processes + (i < count % processes), rate / processes, concurrency,
+                  seeds.getrandbits(64))
+            for i in range(processes)
+        ]  # fmt: skip
+        with progress_bar() as progress:
+            task = progress.add_task(f"sending calls ({processes} processes)", total=count)
+            tally = send_in_processes(shares, lambda n: progress.update(task, completed=n))
+    else:
+        rng = random.Random(seed)
+        model = TrafficModel(rng, numbers)
+        calls = backlog_calls(model, count, backfill) if backfill else live_calls(model, count)
 
-    async def main() -> Tally:
-        stop = asyncio.Event()
-        with stop_on_signals(stop):  # Ctrl-C ends the run early, with its table
-            return await send_with_progress(
-                sender, calls, rng, total=count, rate=rate, stop=stop, concurrency=concurrency
-            )
+        async def main() -> Tally:
+            stop = asyncio.Event()
+            with stop_on_signals(stop):  # Ctrl-C ends the run early, with its table
+                return await send_with_progress(
+                    sender, calls, rng, total=count, rate=rate, stop=stop, concurrency=concurrency
+                )
 
-    tally = asyncio.run(main())
+        tally = asyncio.run(main())
     Console().print(summary_table(tally))
     if tally.calls and not tally.accepted:
         answers = ", ".join(f"{label} x{n}" for label, n in tally.answers.most_common())
