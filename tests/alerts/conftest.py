@@ -15,22 +15,31 @@ from tests.support import ACCOUNT_SID, backend_database
 NOW = datetime(2024, 4, 4, 18, 0, tzinfo=UTC)  # a Thursday
 
 
-@pytest.fixture
-def store(backend: str, tmp_path: Path) -> Iterator[Store]:
-    """A fresh, upgraded store on each backend (SQLite file, PostgreSQL schema)."""
-    with backend_database(backend, tmp_path) as url:
-        opened = open_store(Settings(database_url=url))
-        opened.upgrade()
-        yield opened
-        opened.close()
-
-
 Calls = Callable[..., None]
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    with backend_database(backend, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    """A fresh, upgraded store on each backend (SQLite file, PostgreSQL schema)."""
+    opened = open_store(Settings(database_url=database_url))
+    opened.upgrade()
+    yield opened
+    opened.close()
 
 
 @pytest.fixture
 def add_calls(store: Store) -> Calls:
     """Store ``count`` calls to ``to`` starting ``ago`` before NOW, a second apart."""
+    return writer_of(store)
+
+
+def writer_of(store: Store) -> Calls:
     serial = iter(range(10**9))
 
     def add(
