@@ -102,8 +102,22 @@ LAST_HOUR = Gauge(
 )
 
 
+ALERTS = Gauge(
+    "callpulse_alerts",
+    "Scopes of each alert rule in each state (ok, pending, firing) at the scrape",
+    ["rule", "state"],
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
+
 # Business figures, for holders of the API token only; the rest is operational.
-KPI_FAMILIES = frozenset({"callpulse_last_hour"})
+KPI_FAMILIES = frozenset({"callpulse_last_hour", "callpulse_alerts"})
+
+
+def set_alerts(counts: dict[tuple[str, str], int]) -> None:
+    ALERTS.clear()  # rules removed since the last scrape go
+    for (rule, state), count in counts.items():
+        ALERTS.labels(rule, state).set(count)
 
 
 def set_last_hour(totals: Totals) -> None:

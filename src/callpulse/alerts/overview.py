@@ -3,11 +3,13 @@ schemas), read from the store."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from callpulse.alerts.evaluate import FIRING, PENDING, RESOLVED, AlertState
+from callpulse.alerts.evaluate import FIRING, OK, PENDING, RESOLVED, AlertState
+from callpulse.alerts.rules import Rule
 from callpulse.store import Store
 from callpulse.store.alerts import HistoryRow
 
@@ -72,3 +74,17 @@ def overview(store: Store, now: datetime, limit: int = 50, rule: str | None = No
     ]
     active.sort(key=lambda item: (item.state != FIRING, item.rule, item.scope))
     return Alerts(active=active, history=[_past(row) for row in history])
+
+
+def state_counts(store: Store, rules: Sequence[Rule]) -> dict[tuple[str, str], int]:
+    """(rule, state) → scopes, for every enabled rule and each of ok, pending and firing (a
+    resolved alert is ok again); zeros included, so "firing > 0" has a series to test."""
+    counts = {(r.name, s): 0 for r in rules if r.enabled for s in (OK, PENDING, FIRING)}
+    with store.alert_book() as book:
+        assert book is not None
+        states = book.states()
+    for state in states.values():
+        key = (state.rule, OK if state.state == RESOLVED else state.state)
+        if key in counts:
+            counts[key] += 1
+    return counts

@@ -61,7 +61,9 @@ class PeriodicAlerts:
 
     def _run(self) -> None:
         tick = min(float(self.interval_s), DELIVERY_TICK_S)
-        next_round = 0.0
+        # The first round one interval after the start: a restart loop cannot evaluate (or
+        # hammer the database) faster than the interval.
+        next_round = datetime.now(UTC).timestamp() + self.interval_s
         with httpx.Client() as client:
             while not self._stopping.is_set():
                 now = datetime.now(UTC)
