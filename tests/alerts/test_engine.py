@@ -91,8 +91,51 @@ def test_silenced_rules_keep_history_but_queue_nothing(store: Store, add_calls: 
     with store.alert_book() as book:
         assert book is not None
         assert [s.rule for s in book.silences(NOW + timedelta(hours=1))] == ["low-mos"]
-        assert book.silences(NOW + timedelta(hours=2)) == []  # expired, and gone
-        assert not book.unsilence("low-mos")
+        assert book.silences(NOW + timedelta(hours=2)) == []  # expired
+        book.prune(NOW + timedelta(hours=2), timedelta(days=90))
+        assert not book.unsilence("low-mos")  # and gone
+
+
+def test_history_and_notifications_are_kept_for_a_while(store: Store, add_calls: Calls) -> None:
+    rule = Rule("low-mos", "mos_p50", per="to", min_calls=5, trigger=3.5, reset=3.8)
+    add_calls(10, to="+18005550002", mos=2.8)
+    run_round(store, Analytics(store, Settings()), [rule], NOW)
+    assert len(_history(store)) == len(_outbox(store)) == 1
+    with store.alert_book() as book:
+        assert book is not None
+        book.prune(NOW + timedelta(days=89), timedelta(days=90))
+    assert len(_history(store)) == len(_outbox(store)) == 1
+    with store.alert_book() as book:
+        assert book is not None
+        book.prune(NOW + timedelta(days=91), timedelta(days=90))
+        assert book.states()[("low-mos", BAD)].state == FIRING  # the state itself stays
+    assert _history(store) == _outbox(store) == []
+
+
+def test_volume_drop_and_silent_line_against_earlier_weeks(store: Store, add_calls: Calls) -> None:
+    rules = [
+        Rule("volume", "volume", window=timedelta(minutes=15), min_calls=10, factor=2.0,
+             baseline_weeks=2, direction="drop"),
+        Rule("silent", "no_data", per="to", window=timedelta(minutes=15), min_calls=10,
+             baseline_weeks=2, trigger=0, reset=1),
+    ]  # fmt: skip
+    week = timedelta(days=7)
+    for n in (1, 2):  # the same quarter hour of the two weeks before: 20 calls on each number
+        add_calls(20, to="+18005550001", ago=n * week + timedelta(minutes=10))
+        add_calls(20, to="+18005550002", ago=n * week + timedelta(minutes=10))
+    add_calls(12, to="+18005550001")  # this week: 12 calls on one number, none on the other
+    report = run_round(store, Analytics(store, Settings()), rules, NOW)
+    assert sorted((t.rule, t.scope, t.to_state) for t in report.transitions) == [
+        ("silent", "to=+18005550002", FIRING),
+        ("volume", "all", FIRING),  # 12 calls against the usual 40: under half
+    ]
+    (volume,) = [t for t in report.transitions if t.rule == "volume"]
+    assert volume.value == 12 / 40 and volume.threshold == 0.5
+    add_calls(30, to="+18005550002", ago=timedelta(minutes=-1))
+    later = run_round(store, Analytics(store, Settings()), rules, NOW + timedelta(minutes=2))
+    assert sorted((t.rule, t.scope, t.to_state) for t in later.transitions) == [
+        ("silent", "to=+18005550002", RESOLVED), ("volume", "all", RESOLVED),
+    ]  # fmt: skip
 
 
 def test_outbox_claims_are_exclusive(store: Store) -> None:

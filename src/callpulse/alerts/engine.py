@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from callpulse.alerts import notify
 from callpulse.alerts.evaluate import Transition, evaluate
@@ -17,6 +17,8 @@ from callpulse.alerts.figures import collect
 from callpulse.alerts.rules import Rule
 from callpulse.analytics import Analytics
 from callpulse.store import Store
+
+RETENTION = timedelta(days=90)  # of alert history and notifications: the tables stay small
 
 
 @dataclass
@@ -37,7 +39,7 @@ def run_round(
 ) -> RoundReport:
     """``queue``: put notifications in the outbox (off without a webhook to send them to, so
     configuring one later does not flood it with old news)."""
-    with store.alert_book() as book:
+    with store.alert_book(read_only=True) as book:
         assert book is not None
         seen = book.states()
     figures = collect(analytics, rules, seen, now)
@@ -45,6 +47,7 @@ def run_round(
     with store.alert_book(evaluation_round=True) as book:
         if book is None:
             return RoundReport(ran=False)
+        book.prune(now, RETENTION)
         before = book.states()
         result = evaluate(rules, figures, before, now)
         book.save_states(result.states, before)

@@ -62,7 +62,7 @@ def _past(row: HistoryRow) -> AlertItem:
 
 
 def overview(store: Store, now: datetime, limit: int = 50, rule: str | None = None) -> Alerts:
-    with store.alert_book() as book:
+    with store.alert_book(read_only=True) as book:
         assert book is not None
         silenced = {s.rule: s.until for s in book.silences(now)}
         states = book.states()
@@ -80,7 +80,7 @@ def state_counts(store: Store, rules: Sequence[Rule]) -> dict[tuple[str, str], i
     """(rule, state) → scopes, for every enabled rule and each of ok, pending and firing (a
     resolved alert is ok again); zeros included, so "firing > 0" has a series to test."""
     counts = {(r.name, s): 0 for r in rules if r.enabled for s in (OK, PENDING, FIRING)}
-    with store.alert_book() as book:
+    with store.alert_book(read_only=True) as book:
         assert book is not None
         states = book.states()
     for state in states.values():

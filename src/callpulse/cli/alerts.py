@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import click
+import httpx
 from rich.console import Console
 from rich.table import Table
 
@@ -77,7 +78,7 @@ def alerts_list(ctx: click.Context, as_json: bool) -> None:
     with store_of(ctx) as store:
         store.upgrade()
         shown = overview(store, datetime.now(UTC), limit=1)
-        with store.alert_book() as book:
+        with store.alert_book(read_only=True) as book:
             assert book is not None
             silences = {s.rule: s.until for s in book.silences(datetime.now(UTC))}
     if as_json:
@@ -182,8 +183,6 @@ def alerts_test(ctx: click.Context, rule_name: str) -> None:
     body = payload(sample, rule, dashboard_url(settings))
     body["text"] = "[TEST] " + body["text"]
     body["test"] = True
-    import httpx
-
     with httpx.Client() as client:
         webhook.post(client, json.dumps(body, separators=(",", ":")))
     click.echo(f"sent a sample notification of {rule.name} to {webhook.url}")

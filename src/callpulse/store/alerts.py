@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from callpulse.alerts.evaluate import AlertState, Key, Transition
@@ -45,6 +45,7 @@ def tables(dialect: Dialect) -> list[str]:
             severity TEXT NOT NULL
         )""",
         "CREATE INDEX alert_history_by_rule ON alert_history (rule, at)",
+        "CREATE INDEX alert_history_by_time ON alert_history (at)",
         f"CREATE TABLE alert_silences (rule TEXT PRIMARY KEY, until_ms {i} NOT NULL, "
         f"created_at {i} NOT NULL)",
         # One row per notification to send; claimed_until lets one process at a time try it.
@@ -54,6 +55,7 @@ def tables(dialect: Dialect) -> list[str]:
             claimed_until {i}, delivered_at {i}, last_error TEXT
         )""",
         "CREATE INDEX alert_outbox_due ON alert_outbox (delivered_at, next_attempt_at)",
+        "CREATE INDEX alert_outbox_by_time ON alert_outbox (created_at)",
     ]
 
 
@@ -174,6 +176,7 @@ class AlertBook:
     # -- silences ---------------------------------------------------------------------------
 
     def silence(self, rule: str, until: datetime, now: datetime) -> None:
+        self._run("DELETE FROM alert_silences WHERE until_ms <= ?", (to_epoch_ms(now),))
         self._run(
             "INSERT INTO alert_silences (rule, until_ms, created_at) VALUES (?, ?, ?) "
             "ON CONFLICT (rule) DO UPDATE SET until_ms = excluded.until_ms, "
@@ -185,14 +188,23 @@ class AlertBook:
         return self._run("DELETE FROM alert_silences WHERE rule = ?", (rule,)) > 0
 
     def silences(self, now: datetime) -> list[Silence]:
-        """The silences in force; expired ones are dropped."""
-        self._run("DELETE FROM alert_silences WHERE until_ms <= ?", (to_epoch_ms(now),))
+        """The silences in force (expired ones go at the next ``silence`` or ``prune``)."""
         return [
             Silence(rule, from_epoch_ms(int(until)), from_epoch_ms(int(created)))
             for rule, until, created in self._rows(
-                "SELECT rule, until_ms, created_at FROM alert_silences ORDER BY rule"
+                "SELECT rule, until_ms, created_at FROM alert_silences WHERE until_ms > ? "
+                "ORDER BY rule",
+                (to_epoch_ms(now),),
             )
         ]
+
+    def prune(self, now: datetime, keep: timedelta) -> None:
+        """Forget history and notifications older than ``keep`` (undelivered ones too: a
+        receiver down that long gets no stale news), and expired silences."""
+        cutoff = to_epoch_ms(now - keep)
+        self._run("DELETE FROM alert_history WHERE at < ?", (cutoff,))
+        self._run("DELETE FROM alert_outbox WHERE created_at < ?", (cutoff,))
+        self._run("DELETE FROM alert_silences WHERE until_ms <= ?", (to_epoch_ms(now),))
 
     # -- outbox -----------------------------------------------------------------------------
 

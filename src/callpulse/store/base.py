@@ -385,8 +385,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def alert_book(
-        self, *, evaluation_round: bool = False
+        self, *, evaluation_round: bool = False, read_only: bool = False
     ) -> contextlib.AbstractContextManager[AlertBook | None]:
         """The alert tables in one short transaction. With ``evaluation_round`` it is the one
         round running across processes and hosts: None when another holds it (PostgreSQL);
-        SQLite's BEGIN IMMEDIATE waits for the other instead, then sees what it stored."""
+        SQLite's BEGIN IMMEDIATE waits for the other instead, then sees what it stored.
+        ``read_only`` (reads for the API, CLI and metrics) takes no write lock on SQLite."""

@@ -625,7 +625,10 @@ class PostgresStore(Store):
         return bool(self.read("SELECT 1 FROM revoked_sessions WHERE nonce = %s", (nonce,)))
 
     @contextlib.contextmanager
-    def alert_book(self, *, evaluation_round: bool = False) -> Iterator[AlertBook | None]:
+    def alert_book(
+        self, *, evaluation_round: bool = False, read_only: bool = False
+    ) -> Iterator[AlertBook | None]:
+        # (read_only changes nothing here: readers never wait on writers in PostgreSQL)
         try:
             with self._conn() as conn, conn.transaction():
                 if evaluation_round:

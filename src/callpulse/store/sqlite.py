@@ -509,7 +509,17 @@ class SQLiteStore(Store):
             return row.fetchone() is not None
 
     @contextlib.contextmanager
-    def alert_book(self, *, evaluation_round: bool = False) -> Iterator[AlertBook | None]:
+    def alert_book(
+        self, *, evaluation_round: bool = False, read_only: bool = False
+    ) -> Iterator[AlertBook | None]:
+        if read_only:  # a deferred transaction: one snapshot, no lock the writer waits on
+            with self._reading() as conn:
+                conn.execute("BEGIN")
+                try:
+                    yield AlertBook(conn, rollups.SQLITE)
+                finally:
+                    conn.execute("COMMIT")
+            return
         # BEGIN IMMEDIATE: one writer of the alert tables at a time, rounds included; kept
         # short (the figures are read before), so the ingest writer waits at most a moment.
         with self._maintenance() as conn:
