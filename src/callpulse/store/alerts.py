@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from callpulse.alerts.evaluate import AlertState, Key, Transition
+from callpulse.alerts.evaluate import OK, AlertState, Key, Transition
 from callpulse.store.base import from_epoch_ms, to_epoch_ms
 from callpulse.store.rollups import Dialect
 
@@ -136,9 +136,10 @@ class AlertBook:
     def save_states(
         self, states: Mapping[Key, AlertState], before: Mapping[Key, AlertState]
     ) -> None:
-        """Write the states that differ from ``before`` (most rounds change nothing)."""
+        """Write the states that differ from ``before``; a scope that never left ok is not
+        stored at all (a round over many numbers writes only those alerting)."""
         for key, s in states.items():
-            if before.get(key) == s:
+            if before.get(key) == s or (key not in before and s.state == OK):
                 continue
             self._run(
                 f"INSERT INTO alert_states ({_STATE_COLUMNS}) "
