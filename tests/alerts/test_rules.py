@@ -75,6 +75,14 @@ def test_volume_rule_factors(tmp_path: Path) -> None:
     )  # fmt: skip
 
 
+def test_a_silent_line_rule_needs_no_thresholds(tmp_path: Path) -> None:
+    (rule,) = _load(
+        tmp_path,
+        'alerts_defaults = false\n[[alerts]]\nname = "quiet"\nmetric = "no_data"\nper = "to"\n',
+    ).alerts
+    assert (rule.trigger, rule.reset, rule.per, rule.baseline_weeks) == (0, 1, "to", 4)
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
@@ -105,6 +113,11 @@ def test_volume_rule_factors(tmp_path: Path) -> None:
             r"'x': scope.to: expected an E.164 number",
         ),
         ('name = "x"\nmetric = "volume"\nenabled = "no"\n', r"'x': enabled: expected true or"),
+        ('name = "x"\nmetric = "volume"\ntrigger = 0.5\n', r"'x': trigger: not for volume rules"),
+        (
+            'name = "x"\nmetric = "mos_p50"\ntrigger = 3\nfactor = 2\n',
+            r"'x': factor: not for mos_p50 rules \(only volume\)",
+        ),
     ],
 )
 def test_errors_name_the_rule_and_key(tmp_path: Path, body: str, message: str) -> None:

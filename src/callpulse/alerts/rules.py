@@ -26,6 +26,17 @@ _KEYS = (
 )  # fmt: skip
 
 
+# Keys that mean something for some metrics only: elsewhere they are mistakes, not ignored.
+_ONLY = {
+    "trigger": ("success_rate", "poor_rate", "mos_p50", "no_data"),
+    "reset": ("success_rate", "poor_rate", "mos_p50", "no_data"),
+    "baseline_weeks": ("volume", "no_data"),
+    "factor": ("volume",),
+    "reset_factor": ("volume",),
+    "direction": ("volume",),
+}
+
+
 class RuleError(CallpulseError):
     """A rule as written cannot be used; the message names the rule, the key and the fix."""
 
@@ -164,6 +175,9 @@ def parse_rule(data: Mapping[str, Any], index: int, base: Rule | None = None) ->
     metric = table.choice("metric", base.metric if base else None, METRICS)
     if metric is None:
         raise table.fail("metric", f"required: one of {', '.join(METRICS)}")
+    for key in sorted(set(data) & _ONLY.keys()):
+        if metric not in _ONLY[key]:
+            raise table.fail(key, f"not for {metric} rules (only {', '.join(_ONLY[key])})")
     if base is not None and base.metric != metric:
         base = None  # a rule of a default's name with another metric starts from nothing
     start = base or Rule(name, metric)
@@ -200,7 +214,9 @@ def parse_rule(data: Mapping[str, Any], index: int, base: Rule | None = None) ->
     if base is None and "trigger" not in data and metric != "no_data":
         raise table.fail("trigger", "required for this metric (the threshold that fires)")
     trigger = table.number("trigger", start.trigger)
-    reset = table.number("reset", start.reset if base or metric == "no_data" else trigger)
+    # Without a reset it resolves at the trigger itself (no_data: at one call more).
+    unset_reset = trigger + 1 if metric == "no_data" else trigger
+    reset = table.number("reset", start.reset if base else unset_reset)
     _check_thresholds(table, metric, trigger, reset)
     return replace(rule, trigger=trigger, reset=reset)
 
