@@ -537,6 +537,8 @@
       button.setAttribute("aria-pressed", String(button.dataset.range === state.preset));
     }
     $("custom-range").hidden = state.preset !== "custom";
+    // A custom range is fixed (nothing refreshes): its inputs take the place of the clock.
+    $("updated").hidden = state.preset === "custom";
   }
   function fillCustomInputs() {
     const range = span();
