@@ -111,6 +111,29 @@ def test_every_metric_the_shipped_files_read_is_exposed(exposed: set[str], sourc
     assert referenced - recorded == set()
 
 
+def test_the_dashboard_is_importable() -> None:
+    """What Grafana's import needs: the data source as an input, unique ids, panels that do not
+    overlap on the 24-column grid."""
+    dashboard = json.loads((DOCS / "grafana-dashboard.json").read_text())
+    assert [i["name"] for i in dashboard["__inputs"]] == ["DS_PROMETHEUS"]
+    assert dashboard["uid"] and dashboard["title"]
+    panels = dashboard["panels"]
+    assert len({panel["id"] for panel in panels}) == len(panels)
+    cells: set[tuple[int, int]] = set()
+    for panel in panels:
+        sources = [panel["datasource"], *(t["datasource"] for t in panel["targets"])]
+        assert all(source["uid"] == "${DS_PROMETHEUS}" for source in sources), panel["title"]
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        mine = {
+            (x, y)
+            for x in range(grid["x"], grid["x"] + grid["w"])
+            for y in range(grid["y"], grid["y"] + grid["h"])
+        }
+        assert not mine & cells, f"{panel['title']} overlaps another panel"
+        cells |= mine
+
+
 class PrometheusProcess:
     """Debian's `prometheus` on a free loopback port, its data in ``workdir``."""
 
@@ -267,3 +290,7 @@ def test_a_live_prometheus_scraping_with_the_token_fires_the_shipped_rules(
     assert [float(sample["value"][1]) for sample in rate] == [pytest.approx(0.5)]
     firing = _firing(prometheus)
     assert not firing & {"CallpulseReceiverDown", "CallpulseScrapedWithoutToken"}, firing
+    # Every dashboard query runs on the real thing and shows something.
+    for expr in _dashboard_expressions():
+        result = prometheus.api("query", query=expr.replace("$job", "callpulse"))["result"]
+        assert result, f"dashboard query {expr} is empty"
