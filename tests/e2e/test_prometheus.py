@@ -111,6 +111,20 @@ def test_every_metric_the_shipped_files_read_is_exposed(exposed: set[str], sourc
     assert referenced - recorded == set()
 
 
+def test_every_alert_has_its_section_in_the_readme() -> None:
+    headings = {
+        line.removeprefix("### ").lower()
+        for line in (DOCS / "README.md").read_text().splitlines()
+        if line.startswith("### ")
+    }
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    alerts = [rule for group in groups for rule in group["rules"] if "alert" in rule]
+    assert len(alerts) == len(headings)
+    for rule in alerts:
+        anchor = rule["annotations"]["runbook"].partition("#")[2]
+        assert anchor == rule["alert"].lower() and anchor in headings, rule["alert"]
+
+
 def test_the_dashboard_is_importable() -> None:
     """What Grafana's import needs: the data source as an input, unique ids, panels that do not
     overlap on the 24-column grid."""
