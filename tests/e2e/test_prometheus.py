@@ -44,10 +44,14 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
+def _rule_count() -> int:
+    return sum(len(group["rules"]) for group in yaml.safe_load(RULES.read_text())["groups"])
+
+
 def test_promtool_accepts_the_shipped_rules() -> None:
     result = _run(_binary("promtool"), "check", "rules", str(RULES), cwd=DOCS)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 17 rules found" in result.stdout
+    assert f"SUCCESS: {_rule_count()} rules found" in result.stdout
 
 
 def test_promtool_accepts_the_shipped_configuration(tmp_path: Path) -> None:
@@ -57,7 +61,7 @@ def test_promtool_accepts_the_shipped_configuration(tmp_path: Path) -> None:
     (tmp_path / "callpulse-token").write_text(TOKEN + "\n")
     result = _run(_binary("promtool"), "check", "config", "prometheus.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 17 rules found" in result.stdout
+    assert f"SUCCESS: {_rule_count()} rules found" in result.stdout
 
 
 @pytest.mark.slow
