@@ -4,6 +4,8 @@ calls by status) only with the API token."""
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -106,9 +108,21 @@ def _calls_by_status(client: TestClient) -> dict[str, float]:
     }
 
 
+URL = "http://testserver/callbacks/call-status"
+
+
+def _post(client: TestClient, fields: dict[str, str]) -> dict[str, object]:
+    answer = client.post(URL, data=fields, headers={"X-SignalWire-Signature": sign(URL, fields)})
+    assert answer.status_code == 200, answer.text
+    body: dict[str, object] = answer.json()
+    return body
+
+
 @pytest.fixture
 def signed_client(settings: Settings) -> Iterator[TestClient]:
-    settings = dataclasses.replace(settings, signing_keys=SigningKeys.parse(SIGNING_KEY))
+    settings = dataclasses.replace(
+        settings, signing_keys=SigningKeys.parse(SIGNING_KEY), busy_timeout_ms=50
+    )
     with open_store(settings) as store:
         store.upgrade()
     with TestClient(create_app(settings)) as client:
@@ -116,7 +130,6 @@ def signed_client(settings: Settings) -> Iterator[TestClient]:
 
 
 def test_stored_calls_are_counted_once_by_status(signed_client: TestClient) -> None:
-    url = "http://testserver/callbacks/call-status"
     before = _calls_by_status(signed_client)
     # Every status is there from the first scrape, so a rate over it starts at the first call.
     assert set(before) == {"completed", "failed", "other"}
@@ -129,13 +142,10 @@ def test_stored_calls_are_counted_once_by_status(signed_client: TestClient) -> N
         callback_fields(CallStatus="Nonsense-Status"),
     ]
     for fields in sent:
-        answer = signed_client.post(
-            url, data=fields, headers={"X-SignalWire-Signature": sign(url, fields)}
-        )
-        assert answer.status_code == 200, answer.text
+        _post(signed_client, fields)
     bad = callback_fields(CallStatus="failed")
     assert signed_client.post(
-        url, data=bad, headers={"X-SignalWire-Signature": "x"}
+        URL, data=bad, headers={"X-SignalWire-Signature": "x"}
     ).is_client_error
     after = _calls_by_status(signed_client)
     assert {status: after[status] - before[status] for status in after} == {
@@ -143,3 +153,22 @@ def test_stored_calls_are_counted_once_by_status(signed_client: TestClient) -> N
         "failed": 1,
         "other": 2,
     }
+
+
+def test_a_spooled_call_is_counted_and_not_again_when_the_spool_drains(
+    signed_client: TestClient, settings: Settings
+) -> None:
+    before = _calls_by_status(signed_client)["failed"]
+    blocker = sqlite3.connect(settings.database_url.removeprefix("sqlite:///"))
+    blocker.execute("BEGIN IMMEDIATE")  # the database refuses writes: callbacks go to the spool
+    try:
+        answer = _post(signed_client, callback_fields(CallStatus="failed", CallDuration=""))
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert answer["result"] == "spooled"
+    deadline = time.monotonic() + 10
+    while signed_client.app.state.writer.spool.depth() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert signed_client.app.state.writer.spool.depth() == 0, "the spool did not drain"
+    assert _calls_by_status(signed_client)["failed"] - before == 1
