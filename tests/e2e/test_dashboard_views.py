@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -14,6 +14,10 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
+from callpulse.alerts.engine import run_round
+from callpulse.alerts.rules import Rule
+from callpulse.analytics import Analytics
+from callpulse.config import Settings
 from tests.e2e.dashboard import NUMBERS, TOKEN, log_in, open_page, sent_calls, tile, wait_ready
 from tests.support import ServerProcess
 
@@ -191,3 +195,26 @@ def test_csv_downloads_match_the_api(page: Page, dashboard_server: ServerProcess
         for column in ("from", "to", "status", "duration_s", "mos", "started_at"):
             assert _same(row[column], want[column]), (column, row[column], want[column])
     assert int(tile(page, "calls")) == len(calls)
+
+
+def test_firing_alerts_show_in_a_banner_and_the_alerts_view(
+    page: Page, dashboard_server: ServerProcess
+) -> None:
+    # The server's own "success-rate" rule (metric and severity), over the hours of the calls.
+    rule = Rule("success-rate", "success_rate", window=timedelta(hours=7), min_calls=5,
+                trigger=0.9, reset=0.95, severity="critical")  # fmt: skip
+    with dashboard_server.store() as store:
+        run_round(store, Analytics(store, Settings()), [rule], datetime.now(UTC))
+    log_in(page, dashboard_server)
+    wait_ready(page)
+    banner = page.text_content("#alerts-banner") or ""
+    assert banner.startswith("1 alert firing: ")
+    assert "success-rate all calls: 80.0 % (threshold 90.0 %) since " in banner
+    (active,) = page.eval_on_selector_all(
+        "#alerts-active tbody tr", "rows => rows.map(r => Array.from(r.cells, c => c.textContent))"
+    )
+    assert active[:6] == ["success-rate", "critical", "all calls", "firing", "80.0 %", "90.0 %"]
+    history = page.eval_on_selector_all(
+        "#alerts-history tbody tr td:nth-child(4)", "cells => cells.map(c => c.textContent)"
+    )
+    assert history == ["firing"]

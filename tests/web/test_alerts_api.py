@@ -37,6 +37,8 @@ def test_active_and_history(client: TestClient, settings: Settings) -> None:
         "rule": "low-mos", "state": "firing", "scope": "to=+18005550001", "value": 2.9,
         "threshold": 3.5,
     }  # fmt: skip
+    # The configured rule of that name (here the shipped default) gives metric and severity.
+    assert (active["metric"], active["severity"]) == ("mos_p50", "warning")
     assert active["started_at"].startswith("2024-04-04T18:02:00")
     assert active["resolved_at"] is None
     assert [(h["state"], h["scope"]) for h in body["history"]] == [

@@ -18,6 +18,10 @@ MAX_HISTORY = 500
 
 class AlertItem(BaseModel):
     rule: str
+    metric: str | None = Field(
+        default=None, description="the rule's metric (none when the rule is no longer configured)"
+    )
+    severity: str | None = Field(default=None, description="the rule's severity")
     state: str = Field(description="pending, firing or resolved (history: the state entered)")
     scope: str = Field(description="all, or key=value filters such as to=+18005559876")
     value: float | None = Field(description="the rule's figure over its window")
@@ -33,9 +37,11 @@ class Alerts(BaseModel):
     history: list[AlertItem] = Field(description="transitions, newest first")
 
 
-def _active(state: AlertState, silenced: dict[str, datetime]) -> AlertItem:
+def _active(state: AlertState, silenced: dict[str, datetime], rule: Rule | None) -> AlertItem:
     return AlertItem(
         rule=state.rule,
+        metric=rule.metric if rule else None,
+        severity=rule.severity if rule else None,
         state=state.state,
         scope=state.scope,
         value=state.value,
@@ -47,10 +53,12 @@ def _active(state: AlertState, silenced: dict[str, datetime]) -> AlertItem:
     )
 
 
-def _past(row: HistoryRow) -> AlertItem:
+def _past(row: HistoryRow, rule: Rule | None) -> AlertItem:
     t = row.transition
     return AlertItem(
         rule=t.rule,
+        metric=rule.metric if rule else None,
+        severity=rule.severity if rule else None,
         state=t.to_state,
         scope=t.scope,
         value=t.value,
@@ -61,19 +69,29 @@ def _past(row: HistoryRow) -> AlertItem:
     )
 
 
-def overview(store: Store, now: datetime, limit: int = 50, rule: str | None = None) -> Alerts:
+def overview(
+    store: Store,
+    now: datetime,
+    limit: int = 50,
+    rule: str | None = None,
+    rules: Sequence[Rule] = (),
+) -> Alerts:
+    """``rules``: the configured ones, whose metric and severity each item carries."""
+    by_name = {r.name: r for r in rules}
     with store.alert_book(read_only=True) as book:
         assert book is not None
         silenced = {s.rule: s.until for s in book.silences(now)}
         states = book.states()
         history = book.history(min(limit, MAX_HISTORY), rule)
     active = [
-        _active(s, silenced)
+        _active(s, silenced, by_name.get(s.rule))
         for s in states.values()
         if s.state in (PENDING, FIRING) and rule in (None, s.rule)
     ]
     active.sort(key=lambda item: (item.state != FIRING, item.rule, item.scope))
-    return Alerts(active=active, history=[_past(row) for row in history])
+    return Alerts(
+        active=active, history=[_past(row, by_name.get(row.transition.rule)) for row in history]
+    )
 
 
 def state_counts(store: Store, rules: Sequence[Rule]) -> dict[tuple[str, str], int]:

@@ -74,7 +74,7 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
             Route("/healthz", health.healthz),
             Route("/readyz", health.readyz),
             Route("/metrics", health.metrics_endpoint),
-            Mount("/api/v1", app=create_api(analytics, access)),
+            Mount("/api/v1", app=create_api(analytics, access, settings.alerts)),
             *dashboard_routes(access, settings),
         ],
         exception_handlers={HTTPException: http.http_error, ClientDisconnect: http.client_gone},

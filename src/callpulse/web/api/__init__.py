@@ -10,6 +10,7 @@ they run on the loop without a thread hop.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -18,6 +19,7 @@ from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from callpulse.alerts.overview import MAX_HISTORY, Alerts, overview
+from callpulse.alerts.rules import Rule
 from callpulse.analytics import Analytics, BadCursor, QueryError
 from callpulse.analytics.models import (
     Bucket,
@@ -56,7 +58,7 @@ CursorParam = Annotated[
 LimitParam = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size, 1-{MAX_LIMIT}")]
 
 
-def create_api(analytics: Analytics, access: Access) -> FastAPI:
+def create_api(analytics: Analytics, access: Access, rules: Sequence[Rule] = ()) -> FastAPI:
     def authorized(
         request: Request,
         response: Response,
@@ -170,6 +172,6 @@ def create_api(analytics: Analytics, access: Access) -> FastAPI:
         ] = None,
     ) -> Alerts:
         """Pending and firing alerts, and the transitions of the alert rules, newest first."""
-        return overview(analytics.store, datetime.now(UTC), limit=limit, rule=rule)
+        return overview(analytics.store, datetime.now(UTC), limit=limit, rule=rule, rules=rules)
 
     return api

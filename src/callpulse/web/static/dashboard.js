@@ -438,6 +438,63 @@
     state.quarantineCursor = page.next_cursor;
     $("quarantine-more").hidden = !page.next_cursor;
   }
+  // ---- alerts -------------------------------------------------------------------------------
+  function alertValue(metric, value) {
+    if (value === null || value === undefined) return dash;
+    if (metric === "success_rate" || metric === "poor_rate") return pct(value);
+    if (metric === "mos_p50") return mos(value);
+    return Number(value.toFixed(2)).toLocaleString("en-US");
+  }
+  function scopeParts(scope) {
+    // "all", or key=value filters joined by commas: to=+18005550100,region=US
+    return scope === "all" ? [] : scope.split(",").map((part) => part.split("="));
+  }
+  function scopeCell(scope) {
+    const td = el("td");
+    const parts = scopeParts(scope);
+    if (!parts.length) td.textContent = "all calls";
+    for (const [key, value] of parts) {
+      if (key === "to" || key === "region") {
+        const link = el("button", key === "region" ? regionName(value) : value, "link");
+        link.type = "button";
+        link.title = "show only " + value;
+        link.addEventListener("click", () => setFilter(key, value));
+        td.append(link, " ");
+      } else {
+        td.append(el("span", key + " " + value), " ");
+      }
+    }
+    return td;
+  }
+  function drawAlerts(alerts) {
+    const firing = alerts.active.filter((a) => a.state === "firing");
+    const banner = $("alerts-banner");
+    banner.hidden = !firing.length;
+    const items = firing.map((a) => {
+      const item = el("span", null, "alert-item " + (a.severity || "warning"));
+      item.append(el("strong", a.rule), " " + (a.scope === "all" ? "all calls" : a.scope.replace(/,/g, ", ")) +
+        ": " + alertValue(a.metric, a.value) + " (threshold " + alertValue(a.metric, a.threshold) + ")" +
+        (a.started_at ? " since " + when(a.started_at, false).slice(5) : ""));
+      return item;
+    });
+    banner.replaceChildren(el("span", plural(firing.length, "alert firing", "alerts firing") + ": ", "alert-count"), ...items);
+    $("alerts-counts").textContent = plural(firing.length, "firing", "firing") + ", " +
+      int(alerts.active.length - firing.length) + " pending";
+    const active = $("alerts-active").tBodies[0];
+    active.replaceChildren(...alerts.active.map((a) => row([
+      a.rule, el("td", a.severity || dash, "low"), scopeCell(a.scope), el("td", a.state + (a.silenced_until ? " (silenced)" : ""), "state " + a.state),
+      numCell(alertValue(a.metric, a.value)), numCell(alertValue(a.metric, a.threshold), "low"),
+      el("td", a.started_at ? when(a.started_at, false) : a.at ? when(a.at, false) : dash, "nowrap"),
+    ])));
+    if (!alerts.active.length) active.append(row([el("td", "no alert is pending or firing", "muted")]));
+    const history = $("alerts-history").tBodies[0];
+    history.replaceChildren(...alerts.history.map((a) => row([
+      el("td", a.at ? when(a.at, false) : dash, "nowrap"), a.rule, scopeCell(a.scope), el("td", a.state, "state " + a.state),
+      numCell(alertValue(a.metric, a.value)), numCell(alertValue(a.metric, a.threshold), "low"),
+    ])));
+    if (!alerts.history.length) history.append(row([el("td", "no alert has fired yet", "muted")]));
+  }
+
   function fillSelect(id, values, current, name) {
     const select = $(id);
     const options = [el("option", "all")];
@@ -463,13 +520,14 @@
     const bucket = bucketFor(ms);
     const q = params(range);
     try {
-      const [summary, points, numbers, regions, calls, quarantine] = await Promise.all([
+      const [summary, points, numbers, regions, calls, quarantine, alerts] = await Promise.all([
         get("summary", q),
         get("timeseries", params(range, { bucket: bucket, tz: state.tz })),
         get("numbers", q),
         get("regions", q),
         state.callsPaged ? null : get("calls", callParams(range)),
         state.quarantinePaged ? null : get("quarantine", "limit=20"),
+        get("alerts", "limit=20"),
       ]);
       inView.poorThreshold = summary.mos.poor_threshold;
       drawTiles(summary);
@@ -483,6 +541,7 @@
       groupRows("regions", regions, "region", "region");
       if (calls) drawCalls(calls, false);
       if (quarantine) drawQuarantine(quarantine, false);
+      drawAlerts(alerts);
       showError("");
       $("updated").textContent = "updated " + when(new Date().toISOString(), true).slice(11);
       $("updated").title = "times in " + zoneLabel(state.tz);
