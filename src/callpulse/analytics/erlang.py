@@ -25,6 +25,7 @@ class ErlangError(ValueError):
     def __init__(self, parameter: str, message: str) -> None:
         super().__init__(f"{parameter}: {message}")
         self.parameter = parameter
+        self.reason = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +34,7 @@ class Target:
 
     service_level: float = 0.8  # fraction of calls answered within answer_within_s
     answer_within_s: float = 20.0
-    max_occupancy: float = 0.85  # the busiest agents may be on average
+    max_occupancy: float = 0.85  # the largest share of their time agents may be busy
     shrinkage: float = 0.0  # fraction of paid time not on the phones (breaks, training)
 
     def __post_init__(self) -> None:
@@ -60,6 +61,10 @@ class Staffing:
     occupancy: float
     p_wait: float
     asa_s: float
+
+
+# Without calls nobody waits and nobody is busy.
+NO_TRAFFIC = Staffing(0, 0, service_level=1.0, occupancy=0.0, p_wait=0.0, asa_s=0.0)
 
 
 def _check(
@@ -148,7 +153,7 @@ def staff(erlangs: float, aht_s: float, target: Target | None = None) -> Staffin
     target = target or Target()
     _check_traffic(erlangs, aht_s)
     if erlangs == 0:
-        return Staffing(0, 0, service_level=1.0, occupancy=0.0, p_wait=0.0, asa_s=0.0)
+        return NO_TRAFFIC
     stable = math.floor(erlangs) + 1  # fewer agents than Erlangs never catch up
     by_occupancy = math.ceil(erlangs / target.max_occupancy - _EPSILON)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from callpulse.analytics import listing
+from callpulse.analytics import erlang, listing, staffing
 from callpulse.analytics.models import (
     Bucket,
     BusiestHour,
@@ -18,11 +18,13 @@ from callpulse.analytics.models import (
     NumberRow,
     QuarantinePage,
     RegionRow,
+    StaffingPlan,
+    StaffingTarget,
     Summary,
     TimeseriesPoint,
     Totals,
 )
-from callpulse.analytics.queries import Counters, RangeQuery
+from callpulse.analytics.queries import HOUR_MS, Counters, RangeQuery
 from callpulse.analytics.stats import MOS_BIN, count_below, mos_bands, percentile, ratio
 from callpulse.config import Settings
 from callpulse.errors import CallpulseError
@@ -32,6 +34,7 @@ from callpulse.store.rollups import LEVELS, duration_bin_width
 
 EARLIEST_YEAR = 1970  # before that no call was placed; and the previous period stays in range
 MAX_POINTS = 5000  # a time series longer than this is a mistake in the bucket, not a chart
+MAX_STAFFING_HOURS = 24 * 402  # the API's 400 days, widened to whole hours
 
 
 class QueryError(CallpulseError, ValueError):
@@ -182,6 +185,49 @@ class Analytics:
         groups = self._query(since, until, filters).grouped("region")
         rows = [RegionRow(region=region, **_group(c)) for region, c in groups.items()]
         return sorted(rows, key=lambda row: (-row.calls, row.region))
+
+    def staffing(
+        self,
+        since: datetime,
+        until: datetime,
+        filters: Filters,
+        *,
+        service_level: float = 0.8,
+        answer_within_s: float = 20.0,
+        max_occupancy: float = 0.85,
+        shrinkage: float = 0.0,
+    ) -> StaffingPlan:
+        """Erlang C agents per clock hour of the range (widened to whole hours) and per hour
+        of the week; QueryError names a target parameter out of range."""
+        try:
+            target = erlang.Target(service_level, answer_within_s, max_occupancy, shrinkage)
+        except erlang.ErlangError as exc:
+            raise QueryError(exc.parameter, exc.reason) from None
+        query = self._query(since, until, filters)
+        first = query.start_ms - query.start_ms % HOUR_MS
+        end = -(-query.end_ms // HOUR_MS) * HOUR_MS
+        if (end - first) // HOUR_MS > MAX_STAFFING_HOURS:
+            raise QueryError(
+                "since", f"more than {MAX_STAFFING_HOURS} hours in the range: move since or until"
+            )
+        hourly = RangeQuery(self.store, first, end, filters, self.use_rollups).series(HOUR_MS)
+        try:
+            intervals = staffing.intervals(hourly, first, end, target)
+            profile = staffing.profile(hourly, first, end, target)
+        except staffing.TooMuchTraffic as exc:
+            raise QueryError("erlangs", str(exc)) from None
+        return StaffingPlan(
+            since=from_epoch_ms(first),
+            until=from_epoch_ms(end),
+            target=StaffingTarget(
+                service_level=service_level,
+                answer_within_s=answer_within_s,
+                max_occupancy=max_occupancy,
+                shrinkage=shrinkage,
+            ),
+            intervals=intervals,
+            profile=profile,
+        )
 
     def calls(
         self,
