@@ -20,7 +20,7 @@ TOKEN = "dashboard-test-token-3b9d"
 NUMBERS = ("+18005550111", "+18005550122")
 # Reaches the page through the quarantine view (the body of a refused request).
 PAYLOAD = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
-CHARTS = ("chart-volume", "chart-success", "chart-mos", "chart-bands")
+CHARTS = ("chart-volume", "chart-success", "chart-mos", "chart-bands", "chart-staffing")
 
 
 def _calls() -> list[dict[str, str]]:
@@ -161,6 +161,21 @@ def test_dashboard_shows_the_numbers_and_draws_the_charts(
         "#numbers tbody tr td:first-child", "c => c.map(x => x.textContent)"
     )
     assert sorted(numbers) == sorted(NUMBERS)
+    # The staffing chart: the API's agents per hour (every call lies hours inside the range).
+    now = datetime.now(UTC)
+    plan = httpx.get(
+        server.base_url + "/api/v1/staffing",
+        params={"since": (now - timedelta(hours=24)).isoformat(), "until": now.isoformat()},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    ).json()
+    agents = [i["agents"] for i in plan["intervals"] if i["agents"]]
+    assert sum(i["calls"] for i in plan["intervals"]) == len(calls)
+    assert agents and min(agents) >= 1
+    drawn: Any = page.evaluate(
+        "Chart.getChart('chart-staffing').data.datasets.map(d => d.data.filter(v => v))"
+    )
+    assert drawn == [agents, [i["scheduled"] for i in plan["intervals"] if i["scheduled"]]]
+    assert page.inner_text("#staffing-peak").startswith(f"peak {max(agents)} agent")
 
 
 def test_filters_change_the_calls_table(page: Page, server: ServerProcess) -> None:
