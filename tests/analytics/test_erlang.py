@@ -16,6 +16,7 @@ from callpulse.analytics.erlang import (
     MAX_ERLANGS,
     ErlangError,
     Target,
+    erlang_a,
     erlang_b,
     erlang_c,
     measure,
@@ -134,35 +135,47 @@ def test_out_of_range_inputs_name_the_parameter(make: object, parameter: str) ->
 
 
 def simulate_mmn(
-    erlangs: float, agents: int, aht_s: float, within_s: float, calls: int, seed: int
-) -> tuple[float, float, float]:
+    erlangs: float,
+    agents: int,
+    aht_s: float,
+    within_s: float,
+    calls: int,
+    seed: int,
+    patience_s: float | None = None,
+) -> tuple[float, float, float, float]:
     """First-come first-served M/M/N: Poisson arrivals, exponential handling, each call taken by
-    the agent free first. Returns (share that waited, share answered within ``within_s``, mean
-    wait), after a warm-up of a tenth of the calls."""
+    the agent free first; with ``patience_s``, each caller hangs up after an exponential
+    patience of that mean (and takes no agent). Returns (share that waited, share answered
+    within ``within_s``, mean wait, share that hung up), after a warm-up of a tenth of the
+    calls."""
     rng = random.Random(seed)
     rate = erlangs / aht_s
     free_at = [0.0] * agents  # when each agent is next free, as a heap
     now = 0.0
     warm_up = calls // 10
-    waited = answered = 0
+    waited = answered = abandoned = 0
     total_wait = 0.0
     for i in range(calls + warm_up):
         now += rng.expovariate(rate)
         start = max(now, free_at[0])
-        heapq.heapreplace(free_at, start + rng.expovariate(1 / aht_s))
+        patience = math.inf if patience_s is None else rng.expovariate(1 / patience_s)
+        gives_up = start - now > patience
+        if not gives_up:  # FCFS: a caller who hangs up frees the place for the next
+            heapq.heapreplace(free_at, start + rng.expovariate(1 / aht_s))
         if i >= warm_up:
-            wait = start - now
-            waited += wait > 0
-            answered += wait <= within_s
+            wait = min(start - now, patience)
+            waited += start > now
+            answered += not gives_up and wait <= within_s
+            abandoned += gives_up
             total_wait += wait
-    return waited / calls, answered / calls, total_wait / calls
+    return waited / calls, answered / calls, total_wait / calls, abandoned / calls
 
 
 @pytest.mark.parametrize(
     ("erlangs", "agents", "seed"), [(10.0, 14, 11), (10.0, 12, 12), (50.0, 58, 13)]
 )
 def test_erlang_c_matches_a_simulated_queue(erlangs: float, agents: int, seed: int) -> None:
-    p_wait, sl, mean_wait = simulate_mmn(erlangs, agents, AHT, 20.0, 300_000, seed)
+    p_wait, sl, mean_wait, _ = simulate_mmn(erlangs, agents, AHT, 20.0, 300_000, seed)
     exact = measure(agents, erlangs, AHT, answer_within_s=20.0)
     # Busy periods make successive waits correlated: over seeds the share that waited spreads
     # by about 0.005 here (several times the binomial spread), the mean wait by about 7 %.
@@ -175,6 +188,55 @@ def test_erlang_c_matches_a_simulated_queue(erlangs: float, agents: int, seed: i
         other = measure(neighbour, erlangs, AHT, answer_within_s=20.0)
         assert abs(other.p_wait - exact.p_wait) > tolerance
         assert abs(other.service_level - exact.service_level) > tolerance
+
+
+# -- Erlang A --------------------------------------------------------------------------------------
+
+
+def test_erlang_a_published_example() -> None:
+    # The worked example with a mean patience of 5 minutes and 14 agents.
+    got = erlang_a(14, A, AHT, patience_s=300)
+    assert got.p_wait == pytest.approx(0.14526, abs=5e-6)
+    assert got.p_abandon == pytest.approx(0.013984, abs=5e-7)
+    assert got.occupancy == pytest.approx(0.704297, abs=5e-7)
+
+
+def test_erlang_a_without_hanging_up_is_erlang_c() -> None:
+    for agents, erlangs in ((14, 10.0), (111, 100.0), (1034, 1000.0)):
+        patient = erlang_a(agents, erlangs, AHT, patience_s=1e9)
+        exact = measure(agents, erlangs, AHT)
+        assert patient.p_wait == pytest.approx(exact.p_wait, rel=1e-5)
+        assert patient.asa_s == pytest.approx(exact.asa_s, rel=1e-4)
+        assert patient.p_abandon < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("erlangs", "agents", "patience_s", "seed"),
+    [(10.0, 14, 300.0, 21), (10.0, 10, 120.0, 22), (20.0, 15, 60.0, 23)],
+)
+def test_erlang_a_matches_a_simulated_queue(
+    erlangs: float, agents: int, patience_s: float, seed: int
+) -> None:
+    # 10 and 20 Erlangs on 10 and 15 agents: overloaded, kept finite only by callers hanging up.
+    p_wait, _, mean_wait, abandoned = simulate_mmn(
+        erlangs, agents, AHT, 20.0, 300_000, seed, patience_s
+    )
+    exact = erlang_a(agents, erlangs, AHT, patience_s)
+    assert p_wait == pytest.approx(exact.p_wait, abs=0.02)
+    assert abandoned == pytest.approx(exact.p_abandon, abs=0.01)
+    assert mean_wait == pytest.approx(exact.asa_s, rel=0.15)
+
+
+def test_erlang_a_checks_its_inputs() -> None:
+    for call, parameter in (
+        (lambda: erlang_a(14, A, AHT, patience_s=0.0), "patience_s"),
+        (lambda: erlang_a(0, A, AHT, patience_s=300.0), "agents"),
+        (lambda: erlang_a(14, -1.0, AHT, patience_s=300.0), "erlangs"),
+    ):
+        with pytest.raises(ErlangError) as caught:
+            call()
+        assert caught.value.parameter == parameter
+    assert erlang_a(3, 0.0, AHT, 300.0).p_wait == 0.0
 
 
 # -- properties -----------------------------------------------------------------------------------
@@ -239,3 +301,24 @@ def test_scheduled_is_the_least_that_covers_the_shrinkage(agents: int, shrinkage
     rostered = scheduled(agents, shrinkage)
     assert rostered * (1 - shrinkage) >= agents - 1e-6
     assert rostered == 0 or (rostered - 1) * (1 - shrinkage) < agents
+
+
+@PROFILE
+@given(
+    erlangs=st.floats(min_value=0.05, max_value=500.0),
+    aht_s=handling,
+    patience_s=st.floats(min_value=5.0, max_value=3600.0),
+    spare=st.integers(min_value=-5, max_value=30),
+)
+def test_erlang_a_is_a_distribution_and_more_agents_help(
+    erlangs: float, aht_s: float, patience_s: float, spare: int
+) -> None:
+    agents = max(1, math.floor(erlangs) + spare)
+    fewer, more = (erlang_a(n, erlangs, aht_s, patience_s) for n in (agents, agents + 1))
+    for got in (fewer, more):
+        assert 0.0 <= got.p_abandon <= got.p_wait <= 1.0
+        assert 0.0 <= got.occupancy <= 1.0 + 1e-9
+    assert more.p_wait <= fewer.p_wait + 1e-12
+    assert more.p_abandon <= fewer.p_abandon + 1e-12
+    if agents > erlangs:  # hanging up only shortens the queue Erlang C has
+        assert fewer.p_wait <= erlang_c(agents, erlangs) + 1e-9

@@ -183,3 +183,68 @@ def staff(erlangs: float, aht_s: float, target: Target | None = None) -> Staffin
         p_wait=result.p_wait,
         asa_s=result.asa_s,
     )
+
+
+# -- Erlang A: callers who hang up while waiting -------------------------------------------------
+
+MAX_QUEUE_STATES = 10_000_000  # the chain is summed until its terms vanish; past this they won't
+
+
+@dataclass(frozen=True, slots=True)
+class Abandonment:
+    """What ``agents`` give when waiting callers hang up after ``patience_s`` on average."""
+
+    agents: int
+    p_wait: float  # a call finds every agent busy
+    p_abandon: float  # a call hangs up before an agent answers
+    occupancy: float  # answered traffic / agents
+    asa_s: float  # mean wait of every call (those who hang up count until they do)
+
+
+def _log1p_exp(x: float) -> float:
+    """log(1 + e^x) without overflow."""
+    return x + math.log1p(math.exp(-x)) if x > 0 else math.log1p(math.exp(x))
+
+
+def erlang_a(agents: int, erlangs: float, aht_s: float, patience_s: float) -> Abandonment:
+    """The M/M/N+M queue (Palm's Erlang A) with exponential patience of mean ``patience_s``.
+
+    Its birth-death chain is summed in logarithms: up to ``agents`` busy, the states add up to
+    1/B_N times the state N (Erlang B again, by the recursion of its inverse); above, each
+    state is the one before times A / (N + j·AHT/patience)."""
+    _check_traffic(erlangs, aht_s)
+    _check("patience_s", patience_s, 0.0, math.inf, "seconds above 0")
+    if agents < 1:
+        raise ErlangError("agents", f"expected 1 or more, got {agents}")
+    if erlangs == 0:
+        return Abandonment(agents, 0.0, 0.0, 0.0, 0.0)
+    log_a = math.log(erlangs)
+    log_lower = 0.0  # log of 1/B_k: 1/B_k = 1 + (k/A)/B_{k-1}
+    for k in range(1, agents + 1):
+        log_lower = _log1p_exp(math.log(k) - log_a + log_lower)
+    gamma = aht_s / patience_s  # abandonment rate per waiting caller, in units of 1/AHT
+    logs: list[float] = []  # log of each state above N, relative to the state N
+    term = 0.0
+    top = max(0.0, log_lower)  # the largest log so far, so the sums below cannot overflow
+    for j in range(1, MAX_QUEUE_STATES + 1):
+        denominator = agents + j * gamma
+        term += log_a - math.log(denominator)
+        logs.append(term)
+        top = max(top, term)
+        if denominator > erlangs and term < top - 40:
+            break  # decreasing, and e^-40 below the largest state: nothing left to add
+    else:
+        raise ErlangError(
+            "patience_s", f"{patience_s:g} s is too long against {aht_s:g} s calls at this traffic"
+        )
+    waiting = sum(math.exp(s - top) for s in logs)
+    queued = sum(j * math.exp(s - top) for j, s in enumerate(logs, start=1))
+    total = math.exp(log_lower - top) + waiting
+    p_abandon = gamma / erlangs * queued / total
+    return Abandonment(
+        agents=agents,
+        p_wait=(math.exp(-top) + waiting) / total,
+        p_abandon=p_abandon,
+        occupancy=erlangs * (1.0 - p_abandon) / agents,
+        asa_s=queued / total * aht_s / erlangs,
+    )
