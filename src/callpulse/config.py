@@ -16,6 +16,7 @@ from typing import Any
 
 from callpulse.errors import CallpulseError
 from callpulse.signature import SigningKeys
+from callpulse.timezones import zone
 
 PREFIX = "CALLPULSE_"
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA", "OFF")
@@ -43,6 +44,9 @@ class Settings:
     api_token: str = ""  # guards the JSON API and the dashboard
     poor_mos: float = 3.5  # calls below this MOS count as poor
     short_call_s: int = 10  # completed calls shorter than this count as short
+    timezone: str = "UTC"  # the call center's own zone: the dashboard's default, its day buckets
+    target_success_rate: float = 0.95  # the dashboard marks lines below this
+    max_poor_rate: float = 0.05  # the dashboard marks lines with more poor calls than this
     reconcile_interval_s: int = 0  # 0: serve does not reconcile by itself
     refuse_uncovered_bodies: bool = False  # refuse signatures over the URL alone (JSON bodies)
     max_header_bytes: int = 16384  # request line and headers; larger ones get 431
@@ -104,6 +108,23 @@ def _mos(name: str, raw: object) -> float:
     return value
 
 
+def _share(name: str, raw: object) -> float:
+    try:
+        value = float(str(raw))
+    except ValueError:
+        raise ConfigError(f"{name}: expected a share such as 0.95, got {raw!r}") from None
+    if not 0 <= value <= 1:
+        raise ConfigError(f"{name}: a share is between 0 and 1 (0.95 is 95 %), got {value}")
+    return value
+
+
+def _timezone(name: str, raw: object) -> str:
+    try:
+        return zone(str(raw)).key
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
 MIN_API_TOKEN_LENGTH = 16
 
 
@@ -159,6 +180,9 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "api_token": _api_token,
     "poor_mos": _mos,
     "short_call_s": _non_negative_int,
+    "timezone": _timezone,
+    "target_success_rate": _share,
+    "max_poor_rate": _share,
     "reconcile_interval_s": _non_negative_int,
     "refuse_uncovered_bodies": _boolean,
     "max_header_bytes": _int_at_least(1024),

@@ -6,10 +6,11 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -199,6 +200,8 @@ def test_every_endpoint_needs_the_token(api: Api, path: str) -> None:
         ("/summary", {"caller": "somebody"}, "caller", "withheld"),
         ("/summary", {"account_sid": "a b"}, "account_sid", "letters"),
         ("/timeseries", {"bucket": "week"}, "bucket", "minute, hour, day"),
+        ("/timeseries", {"tz": "Mars/Olympus"}, "tz", "Europe/Berlin"),
+        ("/timeseries", {"tz": "../../etc/passwd"}, "tz", "IANA"),
         (
             "/timeseries",
             {"bucket": "minute", "since": "2024-04-01", "until": "2024-04-10"},
@@ -315,6 +318,16 @@ def test_timeseries_hourly_matches_what_was_sent(api: Api) -> None:
         assert point["failed"] == sum(f["CallStatus"] == "failed" for f in in_hour)
     days = api.get("/timeseries", bucket="day", **RANGE)
     assert sum(p["calls"] for p in days) == len(api.today)
+
+
+def test_timeseries_days_follow_the_time_zone(api: Api) -> None:
+    zone = ZoneInfo("America/New_York")
+    days = api.get("/timeseries", bucket="day", tz="America/New_York", **RANGE)
+    starts = [datetime.fromisoformat(p["bucket_start"]) for p in days]
+    assert all(s.astimezone(zone).time() == time(0) for s in starts)
+    got = {s.astimezone(zone).date(): p["calls"] for s, p in zip(starts, days, strict=True)}
+    want = Counter(_started(f).astimezone(zone).date() for f in api.today)
+    assert {d: n for d, n in got.items() if n} == dict(want)
 
 
 def test_numbers_and_regions_match_what_was_sent(api: Api) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from bisect import bisect_right
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from callpulse.analytics import erlang, listing, staffing
+from callpulse.analytics.buckets import bucket_starts
 from callpulse.analytics.models import (
     Bucket,
     BusiestHour,
@@ -143,21 +145,33 @@ class Analytics:
         )
 
     def timeseries(
-        self, since: datetime, until: datetime, filters: Filters, bucket: Bucket
+        self,
+        since: datetime,
+        until: datetime,
+        filters: Filters,
+        bucket: Bucket,
+        zone: tzinfo = UTC,
     ) -> list[TimeseriesPoint]:
+        """Buckets start on whole minutes, hours or days of ``zone``'s wall clock."""
         if bucket not in LEVELS:  # time-series buckets are the rollup levels
             raise QueryError("bucket", f"bucket must be one of {', '.join(LEVELS)}")
         size = LEVELS[bucket]
         query = self._query(since, until, filters)
-        first = query.start_ms - query.start_ms % size
-        if (query.end_ms - first) / size > MAX_POINTS:
+        if (query.end_ms - query.start_ms) / size > MAX_POINTS:
             raise QueryError(
                 "bucket", f"more than {MAX_POINTS} {bucket}s in the range: use a coarser bucket"
             )
-        series = query.series(size)
+        starts = bucket_starts(query.start_ms, query.end_ms, bucket, zone)
+        # The coarsest stored level whose buckets nest in these: in UTC the bucket itself; in
+        # a zone half an hour off UTC, hours are made of minutes.
+        fine = max(s for s in LEVELS.values() if s <= size and all(b % s == 0 for b in starts))
+        sums: dict[int, Counters] = {}
+        for start, c in query.series(fine).items():
+            first = starts[bisect_right(starts, start) - 1]
+            sums[first] = sums[first] + c if first in sums else c
         points = []
-        for start in range(first, query.end_ms, size):
-            c = series.get(start, Counters())
+        for start in starts:
+            c = sums.get(start, Counters())
             group = _group(c)
             points.append(
                 TimeseriesPoint(

@@ -69,7 +69,7 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
             Route("/readyz", health.readyz),
             Route("/metrics", health.metrics_endpoint),
             Mount("/api/v1", app=create_api(analytics, access)),
-            *dashboard_routes(access, signatures_checked=bool(settings.signing_keys)),
+            *dashboard_routes(access, settings),
         ],
         exception_handlers={HTTPException: http.http_error, ClientDisconnect: http.client_gone},
         lifespan=lifespan,

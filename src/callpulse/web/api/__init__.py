@@ -11,6 +11,7 @@ they run on the loop without a thread hop.
 from __future__ import annotations
 
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
@@ -37,6 +38,7 @@ from callpulse.web.api.params import (
     account,
     filters,
     time_range,
+    time_zone,
 )
 from callpulse.web.auth import SESSION_COOKIE, Access
 
@@ -92,10 +94,11 @@ def create_api(analytics: Analytics, access: Access) -> FastAPI:
     def timeseries(
         span: RangeParam,
         where: FiltersParam,
+        tz: Annotated[ZoneInfo, Depends(time_zone)],
         bucket: Annotated[Bucket, Query(description="bucket size")] = "hour",
     ) -> list[TimeseriesPoint]:
-        """Volume, success rate and MOS per minute, hour or day (UTC)."""
-        return analytics.timeseries(span.since, span.until, where, bucket)
+        """Volume, success rate and MOS per minute, hour or day of a time zone (UTC)."""
+        return analytics.timeseries(span.since, span.until, where, bucket, tz)
 
     @api.get("/numbers", response_model=list[NumberRow])
     def numbers(span: RangeParam, where: FiltersParam) -> list[NumberRow]:
