@@ -360,6 +360,14 @@ def test_report_staffing_per_hour(server: ServerProcess) -> None:
     row = next(line for line in table.splitlines() if "2024-04-04 09:00" in line)
     assert row.split()[2:7] == ["200", "180", "10.00", "14", "14"]
     assert "line staffing" in table
+    # --tz (default CALLPULSE_TIMEZONE): Kolkata's 14:00 hour is 08:30-09:30 UTC, 110 of the calls.
+    local = server.cli("report", *span, "--staffing", "--tz", "Asia/Kolkata").stdout
+    assert "hour (Asia/Kolkata)" in local
+    row = next(line for line in local.splitlines() if "2024-04-04 14:00" in line)
+    assert row.split()[2] == "110"
+    assert_one_line_error(
+        server.cli("report", "--staffing", "--tz", "Mars/Base", check=False), "--tz", "IANA"
+    )
     assert_one_line_error(
         server.cli("report", "--staffing", "--service-level", "1.5", check=False),
         "--service-level", "below 1",

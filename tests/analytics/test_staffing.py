@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -154,6 +155,24 @@ def test_filters_apply_and_raw_calls_agree_with_rollups(analytics: Analytics, st
     )
     raw = Analytics(store, Settings(), use_rollups=False).staffing(SINCE, UNTIL, Filters())
     assert raw == analytics.staffing(SINCE, UNTIL, Filters())
+
+
+def test_hours_and_the_week_follow_a_time_zone(analytics: Analytics) -> None:
+    # Kolkata is UTC+05:30: its hours start at half past in UTC; SINCE (09:17 UTC) is 14:47.
+    plan = analytics.staffing(SINCE, UNTIL, Filters(), zone=ZoneInfo("Asia/Kolkata"))
+    half_past_eight = MONDAY + timedelta(hours=8, minutes=30)
+    assert plan.since == half_past_eight
+    assert plan.until == MONDAY + timedelta(days=7, hours=11, minutes=30)
+    rows = {row.start: row for row in plan.intervals}
+    # Of the 200 calls 17 s apart from 09:00 UTC, 106 start before 09:30; and the 08:59 call.
+    assert rows[half_past_eight].calls == 106 + 1
+    assert rows[half_past_eight + timedelta(hours=1)].calls == 94 + 5
+    assert sum(row.calls for row in plan.intervals) == 327 + 2  # both calls outside UTC's hours
+    slots = {(p.weekday, p.hour): p for p in plan.profile}
+    assert (slots[(0, 14)].weeks, slots[(0, 14)].calls) == (2, (107 + 100) / 2)
+    assert (slots[(0, 15)].weeks, slots[(0, 15)].calls) == (2, (99 + 0) / 2)
+    assert (slots[(0, 16)].weeks, slots[(0, 16)].calls) == (2, (2 + 1) / 2)
+    assert (slots[(1, 19)].calls, slots[(1, 19)].aht_s) == (20, 360.0)  # Tuesday 14:00 UTC
 
 
 @pytest.mark.parametrize(

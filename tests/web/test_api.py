@@ -214,6 +214,7 @@ def test_every_endpoint_needs_the_token(api: Api, path: str) -> None:
         ("/staffing", {"max_occupancy": "0.05"}, "max_occupancy", "0.1 to 1"),
         ("/staffing", {"shrinkage": "1.0"}, "shrinkage", "below 1"),
         ("/staffing", {"region": "USA"}, "region", "country code"),
+        ("/staffing", {"tz": "Mars/Base"}, "tz", "IANA"),
         ("/calls", {"limit": "501"}, "limit", "1 to 500"),
         ("/calls", {"limit": "0"}, "limit", "1 to 500"),
         ("/calls", {"cursor": "forged"}, "cursor", "next_cursor"),
@@ -377,6 +378,10 @@ def test_staffing_per_hour_from_what_was_sent(api: Api) -> None:
     for loose, tight in zip(intervals, strict, strict=True):
         assert tight["agents"] >= loose["agents"]
         assert tight["scheduled"] == 2 * tight["agents"]
+    # Kolkata's hours start at half past in UTC: 05:00 there is 23:30 UTC the day before.
+    kolkata = api.get("/staffing", tz="Asia/Kolkata", **RANGE)["intervals"]
+    assert kolkata[0]["start"] == "2024-04-03T23:30:00Z" and len(kolkata) == 25
+    assert sum(i["calls"] for i in kolkata) == len(api.today)
     one_line = api.get("/staffing", to=NUMBERS[1], **RANGE)["intervals"]
     assert sum(i["calls"] for i in one_line) == sum(f["To"] == NUMBERS[1] for f in api.today)
 

@@ -178,13 +178,13 @@ class StaffingFigures(BaseModel):
 
 
 class StaffingInterval(StaffingFigures):
-    start: datetime = Field(description="the clock hour (UTC)")
+    start: datetime = Field(description="the clock hour (of the time zone asked for; UTC)")
     calls: int = Field(description="calls that arrived in the hour")
 
 
 class StaffingProfileHour(StaffingFigures):
-    weekday: int = Field(ge=0, le=6, description="0 Monday ... 6 Sunday (UTC)")
-    hour: int = Field(ge=0, le=23, description="hour of the day (UTC)")
+    weekday: int = Field(ge=0, le=6, description="0 Monday ... 6 Sunday, in the time zone")
+    hour: int = Field(ge=0, le=23, description="hour of the day, in the time zone")
     weeks: int = Field(description="how many of this hour of the week the range holds")
     calls: float = Field(description="mean calls in this hour of the week")
 

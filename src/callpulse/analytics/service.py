@@ -162,13 +162,7 @@ class Analytics:
                 "bucket", f"more than {MAX_POINTS} {bucket}s in the range: use a coarser bucket"
             )
         starts = bucket_starts(query.start_ms, query.end_ms, bucket, zone)
-        # The coarsest stored level whose buckets nest in these: in UTC the bucket itself; in
-        # a zone half an hour off UTC, hours are made of minutes.
-        fine = max(s for s in LEVELS.values() if s <= size and all(b % s == 0 for b in starts))
-        sums: dict[int, Counters] = {}
-        for start, c in query.series(fine).items():
-            first = starts[bisect_right(starts, start) - 1]
-            sums[first] = sums[first] + c if first in sums else c
+        sums = _per_bucket(query, starts, size)
         points = []
         for start in starts:
             c = sums.get(start, Counters())
@@ -210,28 +204,30 @@ class Analytics:
         answer_within_s: float = 20.0,
         max_occupancy: float = 0.85,
         shrinkage: float = 0.0,
+        zone: tzinfo = UTC,
     ) -> StaffingPlan:
-        """Erlang C agents per clock hour of the range (widened to whole hours) and per hour
-        of the week; QueryError names a target parameter out of range."""
+        """Erlang C agents per clock hour of ``zone`` in the range (widened to whole hours) and
+        per hour of the week; QueryError names a target parameter out of range."""
         try:
             target = erlang.Target(service_level, answer_within_s, max_occupancy, shrinkage)
         except erlang.ErlangError as exc:
             raise QueryError(exc.parameter, exc.reason) from None
         query = self._query(since, until, filters)
-        first = query.start_ms - query.start_ms % HOUR_MS
-        end = -(-query.end_ms // HOUR_MS) * HOUR_MS
-        if (end - first) // HOUR_MS > MAX_STAFFING_HOURS:
+        if (query.end_ms - query.start_ms) // HOUR_MS > MAX_STAFFING_HOURS:
             raise QueryError(
                 "since", f"more than {MAX_STAFFING_HOURS} hours in the range: move since or until"
             )
-        hourly = RangeQuery(self.store, first, end, filters, self.use_rollups).series(HOUR_MS)
+        starts = bucket_starts(query.start_ms, query.end_ms, "hour", zone)
+        end = starts[-1] + HOUR_MS  # whole hours: the last one runs to its end
+        whole = RangeQuery(self.store, starts[0], end, filters, self.use_rollups)
+        hourly = _per_bucket(whole, starts, HOUR_MS)
         try:
-            intervals = staffing.intervals(hourly, first, end, target)
-            profile = staffing.profile(hourly, first, end, target)
+            intervals = staffing.intervals(hourly, starts, target)
+            profile = staffing.profile(hourly, starts, target, zone)
         except staffing.TooMuchTraffic as exc:
             raise QueryError("erlangs", str(exc)) from None
         return StaffingPlan(
-            since=from_epoch_ms(first),
+            since=from_epoch_ms(starts[0]),
             until=from_epoch_ms(end),
             target=StaffingTarget(
                 service_level=service_level,
@@ -265,6 +261,18 @@ class Analytics:
 
     def quarantine(self, *, cursor: str | None = None, limit: int = 50) -> QuarantinePage:
         return listing.list_quarantine(self.store, cursor=cursor, limit=limit)
+
+
+def _per_bucket(query: RangeQuery, starts: list[int], size: int) -> dict[int, Counters]:
+    """Counters per bucket of ``starts`` (buckets of about ``size``, ascending)."""
+    # The coarsest stored level whose buckets nest in these: in UTC the bucket itself; in
+    # a zone half an hour off UTC, hours are made of minutes.
+    fine = max(s for s in LEVELS.values() if s <= size and all(b % s == 0 for b in starts))
+    sums: dict[int, Counters] = {}
+    for start, c in query.series(fine).items():
+        first = starts[bisect_right(starts, start) - 1]
+        sums[first] = sums[first] + c if first in sums else c
+    return sums
 
 
 def _scaled(bin_value: float | None) -> float | None:

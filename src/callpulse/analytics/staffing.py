@@ -8,12 +8,12 @@ staffing: an upper bound on the agents the calls need.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import tzinfo
 from typing import Any
 
 from callpulse.analytics import erlang
 from callpulse.analytics.models import StaffingInterval, StaffingProfileHour
-from callpulse.analytics.queries import HOUR_MS, Counters
+from callpulse.analytics.queries import Counters
 from callpulse.analytics.stats import ratio
 from callpulse.store.base import from_epoch_ms
 
@@ -54,11 +54,11 @@ def figures(calls: float, aht_s: float | None, target: erlang.Target, where: str
 
 
 def intervals(
-    hourly: Mapping[int, Counters], first_ms: int, end_ms: int, target: erlang.Target
+    hourly: Mapping[int, Counters], starts: list[int], target: erlang.Target
 ) -> list[StaffingInterval]:
-    """One interval per clock hour from ``first_ms`` (a whole hour) to ``end_ms``."""
+    """One interval per clock hour of ``starts``, from the counters of each."""
     rows = []
-    for start_ms in range(first_ms, end_ms, HOUR_MS):
+    for start_ms in starts:
         c = hourly.get(start_ms, Counters())
         start = from_epoch_ms(start_ms)
         aht = ratio(c.duration_s, c.duration_n)
@@ -73,13 +73,13 @@ def intervals(
 
 
 def profile(
-    hourly: Mapping[int, Counters], first_ms: int, end_ms: int, target: erlang.Target
+    hourly: Mapping[int, Counters], starts: list[int], target: erlang.Target, zone: tzinfo
 ) -> list[StaffingProfileHour]:
-    """Per hour of the week the range holds: mean calls over its weeks, the duration-weighted
-    mean AHT, and the agents those need."""
+    """Per hour of the week (on ``zone``'s wall clock) the hours ``starts`` hold: mean calls
+    over its weeks, the duration-weighted mean AHT, and the agents those need."""
     weeks: dict[tuple[int, int], list[Counters]] = {}
-    for start_ms in range(first_ms, end_ms, HOUR_MS):
-        moment = datetime.fromtimestamp(start_ms / 1000, UTC)
+    for start_ms in starts:
+        moment = from_epoch_ms(start_ms).astimezone(zone)
         slot = (moment.weekday(), moment.hour)
         weeks.setdefault(slot, []).append(hourly.get(start_ms, Counters()))
     rows = []

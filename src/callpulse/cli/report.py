@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 from rich.console import Console
@@ -16,6 +18,7 @@ from callpulse.analytics.models import StaffingFigures, StaffingPlan, Totals
 from callpulse.cli.base import cli, parse_moment, settings_of, store_of
 from callpulse.errors import CallpulseError
 from callpulse.export import iso_utc
+from callpulse.timezones import zone
 
 
 def _percent(value: float | None) -> str:
@@ -124,6 +127,9 @@ def _kpi_rows(cur: Totals, prev: Totals) -> list[Row]:
     "--max-occupancy", type=float, help="With --staffing: the busiest agents may be (0.85)."
 )
 @click.option("--shrinkage", type=float, help="With --staffing: time off the phones (default 0).")
+@click.option(
+    "--tz", help="With --staffing: hours of this IANA time zone (default CALLPULSE_TIMEZONE)."
+)
 @click.pass_context
 def report(
     ctx: click.Context,
@@ -139,6 +145,7 @@ def report(
     answer_within_s: float | None,
     max_occupancy: float | None,
     shrinkage: float | None,
+    tz: str | None,
 ) -> None:
     """Success rate, call quality and volume for a period, against the period before; or, with
     --staffing, the agents each hour needs for a service level (Erlang C).
@@ -149,16 +156,22 @@ def report(
     since = since or until - timedelta(hours=24)
     target = zip(_TARGET_OPTIONS, (service_level, answer_within_s, max_occupancy, shrinkage),
                  strict=True)  # fmt: skip
-    given = {name: value for name, value in target if value is not None}
+    given: dict[str, Any] = {name: value for name, value in target if value is not None}
+    if tz is not None:
+        given["tz"] = tz
     if given and not staffing:
         option = _OPTIONS.get(next(iter(given)), next(iter(given)))
         raise CallpulseError(f"--{option}: only with --staffing")
+    try:
+        wall = zone(given.pop("tz", None) or settings_of(ctx).timezone)
+    except ValueError as exc:
+        raise CallpulseError(f"--tz: {exc}") from None
     with store_of(ctx) as store:
         analytics = Analytics(store, settings_of(ctx))
         try:
             filters = make_filters(account_sid, to, region, caller)
             if staffing:
-                plan = analytics.staffing(since, until, filters, **given)
+                plan = analytics.staffing(since, until, filters, zone=wall, **given)
             else:
                 summary = analytics.summary(since, until, filters)
                 numbers = analytics.numbers(since, until, filters)
@@ -169,7 +182,7 @@ def report(
             option = _OPTIONS.get(exc.parameter, exc.parameter)
             raise CallpulseError(f"--{option}: {exc}") from None
     if staffing:
-        _print_staffing(plan, as_json)
+        _print_staffing(plan, as_json, wall)
         return
     if as_json:
         click.echo(
@@ -240,7 +253,7 @@ def _compact(*first: str, title: str) -> Table:
     return table
 
 
-def _print_staffing(plan: StaffingPlan, as_json: bool) -> None:
+def _print_staffing(plan: StaffingPlan, as_json: bool, wall: ZoneInfo) -> None:
     if as_json:
         click.echo(json.dumps(plan.model_dump(mode="json"), indent=2))
         return
@@ -251,12 +264,13 @@ def _print_staffing(plan: StaffingPlan, as_json: bool) -> None:
     )
     console = Console()
     hours = _compact(
-        "hour (UTC)",
+        f"hour ({wall.key})",
         "calls",
         title=f"staffing {iso_utc(plan.since)} → {iso_utc(plan.until)}: {goal}",
     )
     for row in plan.intervals:
-        hours.add_row(row.start.strftime("%Y-%m-%d %H:%M"), str(row.calls), *_staffing_cells(row))
+        local = row.start.astimezone(wall).strftime("%Y-%m-%d %H:%M")
+        hours.add_row(local, str(row.calls), *_staffing_cells(row))
     console.print(hours)
     week = _compact("hour of week", "weeks", "calls", title="profile: per hour of the week")
     for slot in plan.profile:

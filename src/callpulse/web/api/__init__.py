@@ -114,6 +114,7 @@ def create_api(analytics: Analytics, access: Access) -> FastAPI:
     def staffing(
         span: RangeParam,
         where: FiltersParam,
+        tz: Annotated[ZoneInfo, Depends(time_zone)],
         service_level: Annotated[
             float, Query(gt=0, lt=1, description="fraction of calls to answer in time")
         ] = 0.8,
@@ -128,12 +129,13 @@ def create_api(analytics: Analytics, access: Access) -> FastAPI:
             float, Query(ge=0, lt=1, description="share of paid time off the phones")
         ] = 0,
     ) -> StaffingPlan:
-        """Erlang C agents per clock hour (the range widened to whole hours) and per hour of
-        the week; durations are whole calls, so this is line staffing, an upper bound."""
+        """Erlang C agents per clock hour of a time zone (the range widened to whole hours) and
+        per hour of the week; durations are whole calls, so this is line staffing, an upper
+        bound."""
         return analytics.staffing(
             span.since, span.until, where,
             service_level=service_level, answer_within_s=answer_within_s,
-            max_occupancy=max_occupancy, shrinkage=shrinkage,
+            max_occupancy=max_occupancy, shrinkage=shrinkage, zone=tz,
         )  # fmt: skip
 
     @api.get("/calls", response_model=CallPage)
