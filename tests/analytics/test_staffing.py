@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from callpulse.analytics import Analytics, Filters, QueryError
+from callpulse.analytics import Analytics, Filters, QueryError, staffing
 from callpulse.analytics.erlang import Target, staff
 from callpulse.analytics.models import StaffingPlan
 from callpulse.callback import CallRecord
@@ -197,3 +197,10 @@ def test_a_range_too_long_for_hours_is_refused(analytics: Analytics) -> None:
     with pytest.raises(QueryError) as caught:
         analytics.staffing(MONDAY - timedelta(days=500), MONDAY, Filters())
     assert caught.value.parameter == "since"
+
+
+def test_traffic_beyond_the_bound_is_an_error_naming_the_hour() -> None:
+    # A week-long CallDuration (the most a callback may carry) on 6000 calls: 1.0 million Erlangs.
+    with pytest.raises(staffing.TooMuchTraffic, match="the hour from 09:00 carries 1,008,000"):
+        staffing.figures(6000, 604_800.0, Target(), "the hour from 09:00")
+    assert staffing.figures(5000, 604_800.0, Target(), "the hour")["agents"] > 840_000

@@ -20,8 +20,6 @@ from callpulse.store.base import from_epoch_ms
 UNKNOWN = dict.fromkeys(
     ("erlangs", "agents", "scheduled", "service_level", "occupancy", "p_wait", "asa_s")
 )
-
-
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
