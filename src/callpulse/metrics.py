@@ -130,9 +130,24 @@ LAST_HOUR = Gauge(
 )
 
 
+ALERTS = Gauge(
+    "callpulse_alerts",
+    "Scopes of each alert rule in each state (ok, pending, firing) at the scrape",
+    ["rule", "state"],
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
+
+
+def set_alerts(counts: dict[tuple[str, str], int]) -> None:
+    ALERTS.clear()  # rules removed since the last scrape go
+    for (rule, state), count in counts.items():
+        ALERTS.labels(rule, state).set(count)
+
+
 # Business figures, for holders of the API token only; the rest is operational. Calls by status
 # tell the success rate, so they are business figures too.
-KPI_FAMILIES = frozenset({"callpulse_last_hour", "callpulse_calls"})
+KPI_FAMILIES = frozenset({"callpulse_last_hour", "callpulse_calls", "callpulse_alerts"})
 
 
 def _zero_every_label() -> None:

@@ -1,6 +1,6 @@
 """The JSON API under ``/api/v1``: KPIs, time series, per-number and per-region rows, staffing,
-calls and the quarantine. Responses are the analytics models as they are, so the OpenAPI document at
-``/api/v1/openapi.json`` is generated from the same types the queries return.
+calls, the quarantine and the alerts. Responses are the analytics models as they are, so the
+OpenAPI document at ``/api/v1/openapi.json`` is generated from the same types the queries return.
 
 Endpoints are plain ``def``: FastAPI runs them in its thread pool, so the blocking queries never
 hold up the event loop (nor the callback receiver sharing it). So is the credentials check (a
@@ -10,12 +10,14 @@ they run on the loop without a thread hop.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
+from callpulse.alerts.overview import MAX_HISTORY, Alerts, overview
 from callpulse.analytics import Analytics, BadCursor, QueryError
 from callpulse.analytics.erlang import MIN_OCCUPANCY
 from callpulse.analytics.models import (
@@ -187,5 +189,18 @@ def create_api(analytics: Analytics, access: Access) -> FastAPI:
             raise QueryError(
                 "cursor", "not a cursor of this listing: pass next_cursor as it came, unchanged"
             ) from None
+
+    @api.get("/alerts", response_model=Alerts)
+    def alerts(
+        limit: Annotated[
+            int, Query(ge=1, le=MAX_HISTORY, description=f"history entries, 1-{MAX_HISTORY}")
+        ] = 50,
+        rule: Annotated[
+            str | None,
+            Query(description="only this rule", pattern=r"^[A-Za-z0-9_.-]{1,64}$"),
+        ] = None,
+    ) -> Alerts:
+        """Pending and firing alerts, and the transitions of the alert rules, newest first."""
+        return overview(analytics.store, datetime.now(UTC), limit=limit, rule=rule)
 
     return api
