@@ -15,7 +15,7 @@ TOKEN = "dashboard-test-token-3b9d"
 NUMBERS = ("+18005550111", "+18005550122")
 # Reaches the page through the quarantine view (the body of a refused request).
 PAYLOAD = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
-CHARTS = ("chart-volume", "chart-success", "chart-mos", "chart-bands")
+CHARTS = ("chart-volume", "chart-success", "chart-mos", "chart-bands", "chart-staffing")
 
 
 def sent_calls() -> list[dict[str, str]]:

@@ -4,10 +4,11 @@ and a caller-supplied script that must show as text and never run."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Page
 
@@ -15,6 +16,7 @@ from tests.e2e.dashboard import (
     CHARTS,
     NUMBERS,
     PAYLOAD,
+    TOKEN,
     call_rows,
     log_in,
     sent_calls,
@@ -68,6 +70,21 @@ def test_dashboard_shows_the_numbers_and_draws_the_charts(
         "#numbers tbody tr td:first-child", "c => c.map(x => x.textContent)"
     )
     assert sorted(numbers) == sorted(NUMBERS)
+    # The staffing chart: the API's agents per hour (every call lies hours inside the range).
+    now = datetime.now(UTC)
+    plan = httpx.get(
+        dashboard_server.base_url + "/api/v1/staffing",
+        params={"since": (now - timedelta(hours=24)).isoformat(), "until": now.isoformat()},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    ).json()
+    agents = [i["agents"] for i in plan["intervals"] if i["agents"]]
+    assert sum(i["calls"] for i in plan["intervals"]) == len(calls)
+    assert agents and min(agents) >= 1
+    drawn: Any = page.evaluate(
+        "Chart.getChart('chart-staffing').data.datasets.map(d => d.data.filter(v => v))"
+    )
+    assert drawn == [agents, [i["scheduled"] for i in plan["intervals"] if i["scheduled"]]]
+    assert page.inner_text("#staffing-peak").startswith(f"peak {max(agents)} agent")
 
 
 def test_filters_change_the_calls_table(page: Page, dashboard_server: ServerProcess) -> None:

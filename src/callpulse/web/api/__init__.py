@@ -1,6 +1,6 @@
-"""The JSON API under ``/api/v1``: KPIs, time series, per-number and per-region rows, calls, the
-quarantine and the alerts. Responses are the analytics models as they are, so the OpenAPI
-document at ``/api/v1/openapi.json`` is generated from the same types the queries return.
+"""The JSON API under ``/api/v1``: KPIs, time series, per-number and per-region rows, staffing,
+calls, the quarantine and the alerts. Responses are the analytics models as they are, so the
+OpenAPI document at ``/api/v1/openapi.json`` is generated from the same types the queries return.
 
 Endpoints are plain ``def``: FastAPI runs them in its thread pool, so the blocking queries never
 hold up the event loop (nor the callback receiver sharing it). So is the credentials check (a
@@ -21,6 +21,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from callpulse.alerts.overview import MAX_HISTORY, Alerts, overview
 from callpulse.alerts.rules import Rule
 from callpulse.analytics import Analytics, BadCursor, QueryError
+from callpulse.analytics.erlang import MIN_OCCUPANCY
 from callpulse.analytics.models import (
     Bucket,
     CallItem,
@@ -29,11 +30,13 @@ from callpulse.analytics.models import (
     NumberRow,
     QuarantinePage,
     RegionRow,
+    StaffingPlan,
     Summary,
     TimeseriesPoint,
 )
 from callpulse.web.api import errors
 from callpulse.web.api.params import (
+    MAX_ANSWER_S,
     MAX_LIMIT,
     TimeRange,
     account,
@@ -110,6 +113,34 @@ def create_api(analytics: Analytics, access: Access, rules: Sequence[Rule] = ())
     def regions(span: RangeParam, where: FiltersParam) -> list[RegionRow]:
         """One row per caller region (ISO country code from the caller's number)."""
         return analytics.regions(span.since, span.until, where)
+
+    @api.get("/staffing", response_model=StaffingPlan)
+    def staffing(
+        span: RangeParam,
+        where: FiltersParam,
+        tz: Annotated[ZoneInfo, Depends(time_zone)],
+        service_level: Annotated[
+            float, Query(gt=0, lt=1, description="fraction of calls to answer in time")
+        ] = 0.8,
+        answer_within_s: Annotated[
+            float, Query(ge=0, le=MAX_ANSWER_S, description="the answer time, seconds")
+        ] = 20,
+        max_occupancy: Annotated[
+            float,
+            Query(ge=MIN_OCCUPANCY, le=1, description="the largest share of time agents are busy"),
+        ] = 0.85,
+        shrinkage: Annotated[
+            float, Query(ge=0, lt=1, description="share of paid time off the phones")
+        ] = 0,
+    ) -> StaffingPlan:
+        """Erlang C agents per clock hour of a time zone (the range widened to whole hours) and
+        per hour of the week; durations are whole calls, so this is line staffing, an upper
+        bound."""
+        return analytics.staffing(
+            span.since, span.until, where,
+            service_level=service_level, answer_within_s=answer_within_s,
+            max_occupancy=max_occupancy, shrinkage=shrinkage, zone=tz,
+        )  # fmt: skip
 
     @api.get("/calls", response_model=CallPage)
     def calls(

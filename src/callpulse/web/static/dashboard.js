@@ -312,6 +312,28 @@
     });
   }
 
+  function drawStaffing(plan, ms) {
+    const hours = plan.intervals;
+    chart("chart-staffing", {
+      type: "bar",
+      legend: true,
+      data: {
+        labels: hours.map((h) => bucketLabel(h.start, "hour", ms)),
+        datasets: [
+          { label: "agents", data: hours.map((h) => h.agents), backgroundColor: COLORS.line },
+          { label: "scheduled", type: "line", data: hours.map((h) => h.scheduled), borderColor: COLORS.other, pointRadius: 0, stepped: "middle", spanGaps: true },
+        ],
+      },
+      options: { scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } },
+    });
+    let peak = null;
+    for (const h of hours) if (h.agents && (!peak || h.agents > peak.agents)) peak = h;
+    $("staffing-peak").textContent = peak
+      ? "peak " + int(peak.agents) + (peak.agents === 1 ? " agent" : " agents") + " (" + int(peak.scheduled) +
+        " scheduled) at " + when(peak.start)
+      : "no calls in this range";
+  }
+
   // ---- tables -------------------------------------------------------------------------------
   // A line is judged only on enough calls; then below-target success, too many poor calls or a
   // poor mean MOS turn its cell red.
@@ -520,9 +542,10 @@
     const bucket = bucketFor(ms);
     const q = params(range);
     try {
-      const [summary, points, numbers, regions, calls, quarantine, alerts] = await Promise.all([
+      const [summary, points, staffing, numbers, regions, calls, quarantine, alerts] = await Promise.all([
         get("summary", q),
         get("timeseries", params(range, { bucket: bucket, tz: state.tz })),
+        get("staffing", params(range, { tz: state.tz })),
         get("numbers", q),
         get("regions", q),
         state.callsPaged ? null : get("calls", callParams(range)),
@@ -533,6 +556,7 @@
       drawTiles(summary);
       drawProblems(summary);
       drawCharts(points, summary, bucket, ms);
+      drawStaffing(staffing, ms);
       numbers.forEach((n) => seen.to.add(n.to));
       regions.forEach((r) => seen.region.add(r.region));
       fillSelect("filter-to", seen.to, state.to);
