@@ -46,11 +46,17 @@ DATABASE_COMMANDS = {
     ("serve",),
     ("reconcile",),
     ("demo",),
+    ("alerts", "list"),
+    ("alerts", "history"),
+    ("alerts", "evaluate"),
+    ("alerts", "silence"),
+    ("alerts", "unsilence"),
 }
 READING = sorted(DATABASE_COMMANDS - {("db", "upgrade"), ("serve",), ("reconcile",), ("demo",)})
 ARGS = {("report",): ["--since", "2024-04-01T00:00:00Z", "--until", "2024-04-08T00:00:00Z"],
         ("quarantine", "show"): ["1"], ("quarantine", "replay"): ["--all", "--allow-unsigned"],
-        ("db", "prune"): ["--older-than", "400d"]}  # fmt: skip
+        ("db", "prune"): ["--older-than", "400d"], ("alerts", "silence"): ["volume", "--for", "1h"],
+        ("alerts", "unsilence"): ["volume"]}  # fmt: skip
 
 
 def command(path: tuple[str, ...]) -> click.Command:
@@ -115,6 +121,11 @@ def test_database_option_in_process(
         ("db", "status"): f"database sqlite:///{db_file}",
         ("db", "prune"): "removed 1 calls",  # its 2024 timestamp
         ("db", "rebuild-rollups"): "rebuilt from 1 calls",
+        ("alerts", "list"): "alert rules",
+        ("alerts", "history"): "alert history",
+        ("alerts", "evaluate"): "transitions",
+        ("alerts", "silence"): "volume silenced until",
+        ("alerts", "unsilence"): "volume was not silenced",
     }[path]
     assert expected in out, out
 

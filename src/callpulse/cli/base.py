@@ -25,7 +25,14 @@ _CHOSEN = "callpulse.database_chosen"
 F = Callable[..., object]
 
 
-_OPTIONS = {"to": "number", "account_sid": "account"}  # analytics' names for the options
+# analytics' names for the options
+_OPTIONS = {
+    "to": "number",
+    "account_sid": "account",
+    "service_level": "service-level",
+    "answer_within_s": "answer-within",
+    "max_occupancy": "max-occupancy",
+}
 
 
 def option_error(parameter: str, message: object) -> CallpulseError:
