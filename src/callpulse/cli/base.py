@@ -81,7 +81,14 @@ def store_of(ctx: click.Context, *, create: bool = False, schema: bool = True) -
     if not create:
         settings = ctx.find_root().obj = _existing(ctx, settings)  # later messages name it
     store = open_store(settings)
-    if not create and schema and not any(s.applied_at for s in store.migration_status()):
+    if create or not schema:
+        return store
+    try:
+        applied = any(state.applied_at for state in store.migration_status())
+    except BaseException:
+        store.close()
+        raise
+    if not applied:
         store.close()
         shown = without_password(settings.database_url)
         raise CallpulseError(
