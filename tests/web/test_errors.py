@@ -102,6 +102,13 @@ def test_routing_failures_outside_the_api_are_json(
     assert response.json()["error"]
 
 
+@pytest.mark.parametrize(("path", "allowed"), [("/api/v1/summary", "GET"), ("/login", "POST")])
+def test_a_wrong_method_names_the_right_one(client: TestClient, path: str, allowed: str) -> None:
+    response = client.delete(path, headers=AUTH)
+    assert response.status_code == 405
+    assert response.json()["error"] == f"DELETE is not allowed on {path}: use {allowed}"
+
+
 @pytest.mark.parametrize("path", ["/api", "/api/", "/api/v1", "/api/v2/summary", "/api/v1/nope"])
 def test_unknown_api_paths_are_the_apis_json_404(client: TestClient, path: str) -> None:
     response = client.get(path, headers=AUTH)

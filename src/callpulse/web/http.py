@@ -8,7 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from callpulse.web.api.errors import error_response
+from callpulse.web.api.errors import routing_error
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +33,7 @@ async def read_limited(request: Request, limit: int) -> tuple[bytes, int]:
 async def http_error(request: Request, exc: Exception) -> Response:
     """Routing's own failures (unknown path, wrong method) as the API's ``{"error"}`` JSON."""
     assert isinstance(exc, HTTPException)
-    message = exc.detail
-    if exc.status_code == 404:
-        path = request.url.path
-        api = path == "/api" or path.startswith("/api/")
-        message = "no such endpoint: see /api/v1/openapi.json" if api else f"no such page: {path}"
-    return error_response(exc.status_code, message, headers=exc.headers)
+    return routing_error(request, exc)
 
 
 async def client_gone(request: Request, exc: Exception) -> Response:

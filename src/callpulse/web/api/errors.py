@@ -64,10 +64,21 @@ async def _denied(request: Request, exc: Exception) -> Response:
     return error_response(exc.status, exc.message, headers=headers)
 
 
+def routing_error(request: Request, exc: HTTPException) -> JSONResponse:
+    """An unknown path or a wrong method, said in words that point to the fix."""
+    path = request.url.path
+    message = exc.detail
+    if exc.status_code == 404:
+        api = path == "/api" or path.startswith("/api/")
+        message = "no such endpoint: see /api/v1/openapi.json" if api else f"no such page: {path}"
+    elif exc.status_code == 405 and exc.headers and "Allow" in exc.headers:
+        message = f"{request.method} is not allowed on {path}: use {exc.headers['Allow']}"
+    return error_response(exc.status_code, message, headers=exc.headers)
+
+
 async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    message = "no such endpoint: see /api/v1/openapi.json" if exc.status_code == 404 else exc.detail
-    return error_response(exc.status_code, message, headers=exc.headers)
+    return routing_error(request, exc)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
