@@ -220,3 +220,32 @@ def test_racing_rounds_on_postgres_repeatedly() -> None:
             finally:
                 fresh.close()
         assert sorted(history) == [("answer", "all", OK, FIRING), ("low-mos", BAD, OK, FIRING)]
+
+
+def test_success_rate_dip_respects_min_calls_and_for_and_does_not_flap(
+    store: Store, add_calls: Calls
+) -> None:
+    rule = Rule("success-rate", "success_rate", window=timedelta(hours=1), min_calls=20,
+                trigger=0.9, reset=0.95, for_=timedelta(minutes=2))  # fmt: skip
+    analytics = Analytics(store, Settings())
+
+    def at(minutes: int) -> list[str]:
+        report = run_round(store, analytics, [rule], NOW + timedelta(minutes=minutes))
+        return [t.to_state for t in report.transitions]
+
+    add_calls(5, ago=timedelta(minutes=10))
+    add_calls(5, ago=timedelta(minutes=9), status="failed")
+    assert at(0) == []  # 50 %, but 10 calls are fewer than min_calls
+    add_calls(20, ago=timedelta(minutes=8), status="failed")
+    assert at(1) == [PENDING]  # 5 of 30
+    assert at(2) == []  # not yet held for 2 minutes
+    assert at(3) == [FIRING]
+    add_calls(283, ago=timedelta(minutes=7))
+    assert at(4) == []  # 288 of 313 = 0.920: above the trigger, below the reset: still firing
+    add_calls(250, ago=timedelta(minutes=6))
+    assert at(5) == [RESOLVED]  # 538 of 563 = 0.956
+    add_calls(20, ago=timedelta(minutes=5), status="failed")
+    assert at(6) == []  # 538 of 583 = 0.923: resolved stays resolved until below 0.9
+    assert [(b["state"], b["rule"]) for b in _outbox(store)] == [
+        (FIRING, "success-rate"), (RESOLVED, "success-rate"),
+    ]  # fmt: skip
