@@ -10,9 +10,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -303,3 +303,22 @@ def settled(read: Callable[[], T], quiet_s: float = 0.3, timeout: float = 10.0) 
             return again
         last = again
     raise AssertionError(f"still changing after {timeout} s: {last!r}"[:500])
+
+
+def sql_rows(store: Store, query: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+    """Rows of ``query`` over the store's database on a connection of its own: tests look at
+    tables directly, which the store itself never lets anyone do."""
+    from callpulse.store.postgres import PostgresStore
+    from callpulse.store.sqlite import SQLiteStore
+
+    if isinstance(store, SQLiteStore):
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(store.path)) as conn:
+            return conn.execute(query, params).fetchall()
+    assert isinstance(store, PostgresStore)
+    import psycopg
+
+    with psycopg.connect(store.url) as conn:
+        conn.execute("SET TIME ZONE 'UTC'")
+        return conn.execute(query, params).fetchall()

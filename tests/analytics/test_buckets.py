@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from callpulse.analytics.buckets import bucket_starts
-from callpulse.store.base import from_epoch_ms, to_epoch_ms
+from callpulse.store.dialect import from_epoch_ms, to_epoch_ms
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -18,7 +18,7 @@ import pytest
 from callpulse.config import Settings
 from callpulse.store import Store, open_store
 from tests.store.test_rollups import assert_rollups_match
-from tests.support import ServerProcess, callback_fields, postgres_schema, sign
+from tests.support import ServerProcess, callback_fields, postgres_schema, sign, sql_rows
 
 PG_VERSION = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
 
@@ -180,7 +180,7 @@ def test_repeat_callers_are_counted_right_when_processes_race(
             with ThreadPoolExecutor(16) as pool, httpx.Client(timeout=10) as client:
                 assert set(pool.map(lambda job: post(client, *job), jobs)) == {200}
         assert pg_store.count_calls() == 120
-        (repeats,) = pg_store.read("SELECT sum(repeats) FROM rollup_day_total")[0]
+        (repeats,) = sql_rows(pg_store, "SELECT sum(repeats) FROM rollup_day_total")[0]
         assert repeats == 3 * 39
         assert_rollups_match(pg_store)
     finally:

@@ -17,7 +17,7 @@ from callpulse.store.postgres import PostgresStore, month_start, next_month, par
 from callpulse.store.spool import Spool
 from callpulse.store.writer import BatchWriter
 from tests.store.test_store import call
-from tests.support import postgres_schema
+from tests.support import postgres_schema, sql_rows
 
 
 @pytest.fixture
@@ -61,16 +61,17 @@ def test_a_refused_value_in_the_spool_does_not_block_draining(pg_writer: BatchWr
 
 
 def _partitions(store: PostgresStore) -> set[str]:
-    rows = store.read(
+    rows = sql_rows(
+        store,
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "WHERE i.inhparent = 'calls'::regclass"
+        "WHERE i.inhparent = 'calls'::regclass",
     )
     return {name for (name,) in rows}
 
 
 def _partition_of(store: PostgresStore, call_sid: str) -> str:
-    ((name,),) = store.read(
-        "SELECT tableoid::regclass::text FROM calls WHERE call_sid = %s", (call_sid,)
+    ((name,),) = sql_rows(
+        store, "SELECT tableoid::regclass::text FROM calls WHERE call_sid = %s", (call_sid,)
     )
     return str(name)
 
@@ -111,11 +112,11 @@ def test_stray_times_go_to_the_default_partition_and_move_out_when_their_month_c
         assert {_partition_of(store, w.record.call_sid) for w in [*strays, future]} == {
             "calls_default"
         }
-        totals_before = store.read("SELECT sum(calls), sum(completed) FROM rollup_day_total")
+        totals_before = sql_rows(store, "SELECT sum(calls), sum(completed) FROM rollup_day_total")
         # The month comes: its partition takes over its calls from the default partition.
         store.ensure_partitions({later})
         assert _partition_of(store, future.record.call_sid) == partition_name(later)
-        assert store.read("SELECT sum(calls), sum(completed) FROM rollup_day_total") == (
+        assert sql_rows(store, "SELECT sum(calls), sum(completed) FROM rollup_day_total") == (
             totals_before
         )
         assert store.get_call(future.record.account_sid, future.record.call_sid) is not None

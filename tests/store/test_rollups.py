@@ -23,7 +23,7 @@ from callpulse.store import Store, open_store
 from callpulse.store.base import RECONCILED, CallWrite
 from callpulse.store.rollups import FAMILIES, LEVELS, METRICS
 from tests.analytics.truth import is_repeat
-from tests.support import BACKENDS, backend_database
+from tests.support import BACKENDS, backend_database, sql_rows
 
 START = datetime(2026, 5, 30, 22, 0, tzinfo=UTC)
 CALLERS = ("+14155550100", "+442079460000", "+33612345678", "sip:a@example.com", WITHHELD)
@@ -118,7 +118,7 @@ def stored_rollups(store: Store) -> tuple[dict[Any, Any], dict[Any, int]]:
             keys = ", ".join(["bucket", *family.keys, *(["kind", "bin"] if family.hist else [])])
             values = "sum(n)" if family.hist else ", ".join(f"sum({m})" for m in METRICS)
             width = keys.count(",") + 1
-            for row in store.read(f"SELECT {keys}, {values} FROM {table} GROUP BY {keys}"):
+            for row in sql_rows(store, f"SELECT {keys}, {values} FROM {table} GROUP BY {keys}"):
                 if not any(row[width:]):
                     continue  # every call once counted here has moved elsewhere
                 if family.hist:

@@ -18,7 +18,7 @@ from callpulse.store.base import (
     StoreRefused,
 )
 from callpulse.store.migrations import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
-from tests.support import callback_fields
+from tests.support import callback_fields, sql_rows
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 
@@ -257,7 +257,7 @@ def test_a_revoked_session_stays_revoked_until_it_expires(store: Store) -> None:
     assert store.session_revoked("a" * 32)
     assert not store.session_revoked("b" * 32)
     store.revoke_session("c" * 32, now + timedelta(days=1))  # revoking drops expired ones
-    assert store.read("SELECT nonce FROM revoked_sessions ORDER BY nonce") == [
+    assert sql_rows(store, "SELECT nonce FROM revoked_sessions ORDER BY nonce") == [
         ("a" * 32,),
         ("c" * 32,),
     ]

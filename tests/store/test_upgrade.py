@@ -13,6 +13,7 @@ from callpulse.store.migrations import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, r
 from callpulse.store.postgres import PostgresStore
 from callpulse.store.sqlite import SQLiteStore
 from tests.store.test_rollups import assert_rollups_match
+from tests.support import sql_rows
 
 OLD_CALLS = [  # (call_sid, from, started_at epoch s, status, duration, mos)
     ("CA1", "+14155550100", 1780000000, "completed", 120, 4.2),
@@ -82,10 +83,10 @@ def check_upgraded(store: Any) -> None:
     assert [(c.from_number, c.status, c.duration_s, c.mos) for c in calls.values()] == [
         (caller, status, duration, mos) for _, caller, _, status, duration, mos in OLD_CALLS
     ]
-    regions = dict(store.read("SELECT call_sid, region FROM calls"))
+    regions = dict(sql_rows(store, "SELECT call_sid, region FROM calls"))
     assert regions == {"CA1": "US", "CA2": "US", "CA3": "GB"}
     assert_rollups_match(store)
-    (repeats,) = store.read("SELECT sum(repeats) FROM rollup_day")[0]
+    (repeats,) = sql_rows(store, "SELECT sum(repeats) FROM rollup_day")[0]
     assert repeats == 1  # CA2: the same caller within 24 h
     # After 0003 a call may have no duration and carries its data problems.
     fields = {"CallSid": "CA4", "AccountSid": "AC1", "From": "sip:a@example.com",

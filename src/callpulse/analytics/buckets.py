@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta, tzinfo
 
-from callpulse.store.base import from_epoch_ms, to_epoch_ms
+from callpulse.store.dialect import from_epoch_ms, to_epoch_ms
 from callpulse.store.rollups import LEVELS
 
 MINUTE_MS = LEVELS["minute"]

@@ -6,11 +6,11 @@ import base64
 import binascii
 import json
 from datetime import UTC
-from typing import Any
 
 from callpulse.analytics.models import CallItem, CallPage, Filters, QuarantineItem, QuarantinePage
+from callpulse.analytics.queries import call_filter
 from callpulse.store import Store
-from callpulse.store.base import call_key, from_epoch_ms, problems_from_json
+from callpulse.store.reads import ListedCall
 
 
 class BadCursor(ValueError):
@@ -39,33 +39,22 @@ def _decode(cursor: str, length: int) -> list[int]:
     return values
 
 
-def _call_columns(store: Store) -> str:
-    d = store.dialect
-    return (
-        f"c.account_sid, c.call_sid, c.from_number, c.to_number, c.region, "
-        f"{d.ms('c.started_at')}, c.status, c.duration_s, c.mos, {d.ms('c.received_at')}, "
-        f"c.source, c.version, c.problems, c.{d.row_id}"
-    )
-
-
-def _item(row: Any) -> CallItem:
-    (account_sid, call_sid, from_number, to_number, region, started_ms, status, duration_s, mos,
-     received_ms, source, version, problems, _row_id) = row  # fmt: skip
+def _item(call: ListedCall) -> CallItem:
     return CallItem.model_validate(
         {
-            "account_sid": account_sid,
-            "call_sid": call_sid,
-            "from": from_number,
-            "to": to_number,
-            "region": region,
-            "started_at": from_epoch_ms(int(started_ms)),
-            "status": status,
-            "duration_s": duration_s,
-            "mos": mos,
-            "received_at": from_epoch_ms(int(received_ms)),
-            "source": source,
-            "version": version,
-            "problems": [p.as_dict() for p in problems_from_json(problems)],
+            "account_sid": call.account_sid,
+            "call_sid": call.call_sid,
+            "from": call.from_number,
+            "to": call.to_number,
+            "region": call.region,
+            "started_at": call.started_at,
+            "status": call.status,
+            "duration_s": call.duration_s,
+            "mos": call.mos,
+            "received_at": call.received_at,
+            "source": call.source,
+            "version": call.version,
+            "problems": [p.as_dict() for p in call.problems],
         }
     )
 
@@ -81,62 +70,23 @@ def list_calls(
     limit: int,
     with_problems: bool = False,
 ) -> CallPage:
-    d = store.dialect
-    p = d.param
-    conditions = [f"started_at >= {d.ms_param}", f"started_at < {d.ms_param}"]
-    params: list[Any] = [start_ms, end_ms]
-    for column, value in (
-        ("account_sid", filters.account_sid),
-        ("to_number", filters.to),
-        ("region", filters.region),
-        ("from_number", filters.caller),
-        ("status", status),
-    ):
-        if value is not None:
-            conditions.append(f"{column} = {p}")
-            params.append(value)
-    if with_problems:
-        conditions.append("problems <> '[]'")
+    before = None
     if cursor is not None:
         before_ms, before_id = _decode(cursor, 2)
-        conditions.append(
-            f"(started_at < {d.ms_param} OR (started_at = {d.ms_param} AND {d.row_id} < {p}))"
-        )
-        params += [before_ms, before_ms, before_id]
-    rows = store.read(
-        f"SELECT {_call_columns(store)} FROM calls c WHERE {' AND '.join(conditions)} "
-        f"ORDER BY started_at DESC, {d.row_id} DESC LIMIT {p}",
-        [*params, limit + 1],
-    )
-    page = rows[:limit]
-    next_cursor = _encode([int(page[-1][5]), int(page[-1][-1])]) if len(rows) > limit else None
-    return CallPage(calls=[_item(row) for row in page], next_cursor=next_cursor)
+        before = (before_ms, before_id)
+    calls = store.call_page(
+        start_ms, end_ms, call_filter(filters),
+        status=status, with_problems=with_problems, before=before, limit=limit + 1,
+    )  # fmt: skip
+    page = calls[:limit]
+    next_cursor = _encode(list(page[-1].position)) if len(calls) > limit else None
+    return CallPage(calls=[_item(call) for call in page], next_cursor=next_cursor)
 
 
 def find_call(store: Store, call_sid: str, account_sid: str | None = None) -> CallItem | None:
-    """One call by CallSid; without an account, every account with rollups is tried (few), so
-    the lookup still goes through the (account, call) key index."""
-    accounts = (
-        [account_sid]
-        if account_sid is not None
-        else [a for (a,) in store.read("SELECT DISTINCT account_sid FROM rollup_day")]
-    )
-    p = store.dialect.param
-    if store.dialect.name == "sqlite":
-        lookup = f"FROM calls c WHERE c.call_key = {p} AND c.account_sid = {p} AND c.call_sid = {p}"
-    else:  # call_keys knows where (which partition, start) a call lives
-        lookup = (
-            "FROM calls c JOIN call_keys k USING (account_sid, call_id) "
-            f"WHERE k.account_sid = {p} AND k.call_sid = {p} AND c.started_at = k.started_at"
-        )
-    for account in accounts:
-        params: list[Any] = [account, call_sid]
-        if store.dialect.name == "sqlite":
-            params.insert(0, call_key(account, call_sid))
-        rows = store.read(f"SELECT {_call_columns(store)} {lookup}", params)
-        if rows:
-            return _item(rows[0])
-    return None
+    """One call by CallSid (in any account unless one is given)."""
+    call = store.find_call(call_sid, account_sid)
+    return None if call is None else _item(call)
 
 
 def list_quarantine(store: Store, *, cursor: str | None, limit: int) -> QuarantinePage:

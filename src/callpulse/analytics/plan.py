@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from callpulse.store.reads import RAW, Segment
 from callpulse.store.rollups import LEVELS
 
-RAW = "raw"
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    source: str  # a rollup level, or RAW
-    start_ms: int
-    end_ms: int  # exclusive
+__all__ = ["RAW", "Segment", "plan"]
 
 
 def plan(start_ms: int, end_ms: int, finest_bucket_ms: int | None = None) -> list[Segment]:

@@ -31,7 +31,7 @@ from callpulse.analytics.stats import MOS_BIN, count_below, mos_bands, percentil
 from callpulse.config import Settings
 from callpulse.errors import CallpulseError
 from callpulse.store import Store
-from callpulse.store.base import from_epoch_ms, to_epoch_ms
+from callpulse.store.dialect import from_epoch_ms, to_epoch_ms
 from callpulse.store.rollups import LEVELS, duration_bin_width
 
 EARLIEST_YEAR = 1970  # before that no call was placed; and the previous period stays in range

@@ -15,7 +15,7 @@ from callpulse.analytics import erlang
 from callpulse.analytics.models import StaffingInterval, StaffingProfileHour
 from callpulse.analytics.queries import Counters
 from callpulse.analytics.stats import ratio
-from callpulse.store.base import from_epoch_ms
+from callpulse.store.dialect import from_epoch_ms
 
 UNKNOWN = dict.fromkeys(
     ("erlangs", "agents", "scheduled", "service_level", "occupancy", "p_wait", "asa_s")

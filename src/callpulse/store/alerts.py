@@ -12,8 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from callpulse.alerts.evaluate import OK, AlertState, Key, Transition
-from callpulse.store.base import from_epoch_ms, to_epoch_ms
-from callpulse.store.rollups import Dialect
+from callpulse.store.dialect import Dialect, from_epoch_ms, to_epoch_ms
 
 ALERT_ROUND_LOCK = 0x616C657274  # pg_try_advisory_xact_lock key: one evaluation round at a time
 _STATE_COLUMNS = (
@@ -28,11 +27,7 @@ _HISTORY_COLUMNS = (
 def tables(dialect: Dialect) -> list[str]:
     """Migration 0005: the alert tables on either backend."""
     i, r = dialect.int_type, dialect.real_type
-    serial = (
-        "id INTEGER PRIMARY KEY"
-        if dialect.name == "sqlite"
-        else "id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
-    )
+    serial = dialect.serial_key
     return [
         f"""CREATE TABLE alert_states (
             rule TEXT NOT NULL, scope TEXT NOT NULL, state TEXT NOT NULL, value {r},

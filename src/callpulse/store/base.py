@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from callpulse.callback import CallRecord, Problem
+from callpulse.callback import CallRecord
 from callpulse.errors import CallpulseError
-from callpulse.store.rollups import Dialect
+from callpulse.store.dialect import Dialect, to_epoch_ms
+from callpulse.store.problems import problems_from_json
+from callpulse.store.reads import RollupReads, equal_conditions
 
 if TYPE_CHECKING:
     from callpulse.store.alerts import AlertBook
@@ -142,19 +144,6 @@ def prune_boundary(cutoff: datetime) -> datetime:
     return cutoff.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def problems_to_json(problems: Sequence[Problem]) -> str:
-    return json.dumps([p.as_dict() for p in problems], ensure_ascii=False)
-
-
-def problems_from_json(value: Any) -> tuple[Problem, ...]:
-    items = json.loads(value) if isinstance(value, str) else value or []
-    return tuple(Problem(p["field"], p["value"], p["why"]) for p in items)
-
-
-def to_epoch_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
 @dataclass(frozen=True)
 class CallSelection:
     """Which calls an export takes: a range of start times (until exclusive) and exact
@@ -177,20 +166,16 @@ class CallSelection:
             if moment is not None:
                 conditions.append(f"{column} {op} {dialect.ms_param}")
                 params.append(to_epoch_ms(moment))
-        for column, value in (
-            ("account_sid", self.account_sid), ("to_number", self.to), ("region", self.region)
-        ):  # fmt: skip
-            if value is not None:
-                conditions.append(f"{column} = {dialect.param}")
-                params.append(value)
+        equal, values = equal_conditions(
+            dialect,
+            [("account_sid", self.account_sid), ("to_number", self.to), ("region", self.region)],
+        )
+        conditions += equal
+        params += values
         return (" WHERE " + " AND ".join(conditions) if conditions else ""), params
 
 
 EVERY_CALL = CallSelection()
-
-
-def from_epoch_ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def _same(value: Any) -> Any:
@@ -305,18 +290,12 @@ def op_from_json(data: dict[str, Any]) -> WriteOp:
     )
 
 
-class Store(abc.ABC):
+class Store(RollupReads):
     """Durable storage of calls, their history and quarantined requests.
 
     ``write_batch`` runs on the single writer thread and commits the whole batch in one
     transaction (group commit); everything else may run on any thread.
     """
-
-    dialect: Dialect  # how ``read`` queries are written for this backend
-
-    @abc.abstractmethod
-    def read(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Rows of a read-only query written for ``dialect`` (analytics)."""
 
     @abc.abstractmethod
     def rebuild_rollups(self) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from callpulse.regions import UNKNOWN, region_of
 from callpulse.store import alerts, rollups
+from callpulse.store.dialect import POSTGRES, SQLITE, Dialect
 
 # A step is SQL, or a function of the open connection (sqlite3 or psycopg) for what SQL can't do.
 Step = str | Callable[[Any], None]
@@ -164,10 +165,10 @@ SQLITE_MIGRATIONS = (
             "DROP TABLE call_history",
             "ALTER TABLE call_history_v2 RENAME TO call_history",
             "CREATE INDEX call_history_by_call ON call_history (call_id)",
-            _backfill_regions(rollups.SQLITE.param),
-            *rollups.tables(rollups.SQLITE, rollups.METRICS_0002),
+            _backfill_regions(SQLITE.param),
+            *rollups.tables(SQLITE, rollups.METRICS_0002),
             *rollups.sqlite_triggers(rollups.METRICS_0002),
-            *rollups.rebuild_statements(rollups.SQLITE, rollups.METRICS_0002),
+            *rollups.rebuild_statements(SQLITE, rollups.METRICS_0002),
         ),
     ),
 )
@@ -251,10 +252,10 @@ POSTGRES_MIGRATIONS = (
             "ALTER TABLE calls ADD COLUMN region text NOT NULL DEFAULT 'unknown'",
             "ALTER TABLE calls ADD COLUMN is_repeat boolean NOT NULL DEFAULT false",
             "CREATE INDEX calls_by_caller ON calls (from_number, started_at)",
-            _backfill_regions(rollups.POSTGRES.param),
-            *rollups.tables(rollups.POSTGRES, rollups.METRICS_0002),
+            _backfill_regions(POSTGRES.param),
+            *rollups.tables(POSTGRES, rollups.METRICS_0002),
             *rollups.postgres_triggers(rollups.METRICS_0002),
-            *rollups.rebuild_statements(rollups.POSTGRES, rollups.METRICS_0002),
+            *rollups.rebuild_statements(POSTGRES, rollups.METRICS_0002),
         ),
     ),
 )
@@ -289,7 +290,7 @@ def _sqlite_drop_not_null(table: str, column_definition: str) -> Callable[[Any],
     return edit
 
 
-def _rollup_metric_columns(dialect: rollups.Dialect) -> list[str]:
+def _rollup_metric_columns(dialect: Dialect) -> list[str]:
     """The metrics 0003 adds, on every counter table; completed calls had a duration until now."""
     statements = []
     for level in rollups.LEVELS:
@@ -317,7 +318,7 @@ SQLITE_MIGRATIONS = (
             _sqlite_drop_not_null("call_history", "duration_s INTEGER"),
             "ALTER TABLE calls ADD COLUMN problems TEXT NOT NULL DEFAULT '[]'",
             "ALTER TABLE call_history ADD COLUMN problems TEXT NOT NULL DEFAULT '[]'",
-            *_rollup_metric_columns(rollups.SQLITE),
+            *_rollup_metric_columns(SQLITE),
             "DROP TRIGGER calls_rollup_insert",
             "DROP TRIGGER calls_rollup_update",
             *rollups.sqlite_triggers(),
@@ -333,7 +334,7 @@ POSTGRES_MIGRATIONS = (
             "ALTER TABLE call_history ALTER COLUMN duration_s DROP NOT NULL",
             "ALTER TABLE calls ADD COLUMN problems text NOT NULL DEFAULT '[]'",
             "ALTER TABLE call_history ADD COLUMN problems text NOT NULL DEFAULT '[]'",
-            *_rollup_metric_columns(rollups.POSTGRES),
+            *_rollup_metric_columns(POSTGRES),
             "DROP TRIGGER calls_rollup_insert ON calls",
             "DROP TRIGGER calls_rollup_update ON calls",
             "DROP FUNCTION calls_rollup_insert()",
@@ -373,9 +374,9 @@ POSTGRES_MIGRATIONS = (
 # Alerts: current state per (rule, scope), the transitions, silences and the notification outbox.
 SQLITE_MIGRATIONS = (
     *SQLITE_MIGRATIONS,
-    Migration("0005_alerts", tuple(alerts.tables(rollups.SQLITE))),
+    Migration("0005_alerts", tuple(alerts.tables(SQLITE))),
 )
 POSTGRES_MIGRATIONS = (
     *POSTGRES_MIGRATIONS,
-    Migration("0005_alerts", tuple(alerts.tables(rollups.POSTGRES))),
+    Migration("0005_alerts", tuple(alerts.tables(POSTGRES))),
 )

@@ -36,13 +36,13 @@ from callpulse.store.base import (
     StoreUnavailable,
     WriteOp,
     call_key,
-    problems_to_json,
     quarantine_entry_from_row,
     split_new_calls,
     stored_call_from_row,
-    to_epoch_ms,
 )
+from callpulse.store.dialect import POSTGRES, REPEAT_WINDOW_MS, to_epoch_ms
 from callpulse.store.migrations import POSTGRES_MIGRATIONS, run_step
+from callpulse.store.problems import problems_to_json
 
 MIGRATION_LOCK = 0x63616C6C70  # pg_advisory_xact_lock key: one upgrader at a time
 PARTITIONS_AHEAD = 2  # months of partitions created before calls arrive for them
@@ -81,11 +81,11 @@ INSERT INTO calls (call_id, account_sid, call_sid, from_number, to_number, start
                    is_repeat, version)
 SELECT c.call_id, b.account_sid, b.call_sid, b.from_number, b.to_number, b.started_at, b.status,
        b.duration_s, b.mos, b.extra, b.received_at, b.source, b.problems, b.region, b.fingerprint,
-       {rollups.repeat_exists("b", rollups.POSTGRES)}, 1
+       {rollups.repeat_exists("b", POSTGRES)}, 1
 FROM claimed c JOIN batch b USING (account_sid, call_sid)
 RETURNING account_sid, call_sid
 """
-_REFRESH_REPEATS = rollups.refresh_repeats(rollups.POSTGRES)
+_REFRESH_REPEATS = rollups.refresh_repeats(POSTGRES)
 # Callers map onto a fixed set of advisory locks (two-key form: this class, a stripe), so a
 # transaction never holds more than CALLER_STRIPES of PostgreSQL's shared lock slots.
 CALLER_LOCK_CLASS = 0x63616C6C
@@ -149,7 +149,7 @@ def _safe_url(url: str) -> str:
 
 
 class PostgresStore(Store):
-    dialect = rollups.POSTGRES
+    dialect = POSTGRES
 
     def __init__(
         self,
@@ -339,9 +339,7 @@ class PostgresStore(Store):
         if (old_from, started_at) != (r.from_number, r.started_at):
             for caller, start in ((old_from, started_at), (r.from_number, r.started_at)):
                 ms = to_epoch_ms(start)
-                conn.execute(
-                    _REFRESH_REPEATS, (r.account_sid, caller, ms, ms + rollups.REPEAT_WINDOW_MS)
-                )
+                conn.execute(_REFRESH_REPEATS, (r.account_sid, caller, ms, ms + REPEAT_WINDOW_MS))
         return SaveResult.UPDATED
 
     def _write_quarantine(self, conn: psycopg.Connection[Any], op: QuarantineWrite) -> SaveResult:
@@ -535,7 +533,15 @@ class PostgresStore(Store):
 
     # -- reads ------------------------------------------------------------------------------
 
-    def read(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def _locate_call(self, account_sid: str, call_sid: str) -> tuple[str, list[Any]]:
+        # call_keys knows where (which partition, start) a call lives
+        return (
+            "FROM calls c JOIN call_keys k USING (account_sid, call_id) "
+            "WHERE k.account_sid = %s AND k.call_sid = %s AND c.started_at = k.started_at",
+            [account_sid, call_sid],
+        )
+
+    def _rows(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._conn() as conn:
             try:
                 return conn.execute(query, params).fetchall()
@@ -546,7 +552,7 @@ class PostgresStore(Store):
         try:
             with self._conn() as conn, conn.transaction():
                 conn.execute("LOCK TABLE calls IN EXCLUSIVE MODE")  # reads go on, writes wait
-                for statement in rollups.rebuild_statements(rollups.POSTGRES):
+                for statement in rollups.rebuild_statements(POSTGRES):
                     conn.execute(statement)
         except psycopg.Error as exc:
             raise _unavailable(self._label, exc) from exc
@@ -567,7 +573,7 @@ class PostgresStore(Store):
                 yield stored_call_from_row(row[0], row[1], row[2:])
 
     def get_call(self, account_sid: str, call_sid: str) -> StoredCall | None:
-        rows = self.read(
+        rows = self._rows(
             f"SELECT {_CALL_COLUMNS} FROM calls c JOIN call_keys k USING (account_sid, call_id) "
             "WHERE k.account_sid = %s AND k.call_sid = %s AND c.started_at = k.started_at",
             (account_sid, call_sid),
@@ -575,7 +581,7 @@ class PostgresStore(Store):
         return stored_call_from_row(account_sid, call_sid, rows[0]) if rows else None
 
     def call_history(self, account_sid: str, call_sid: str) -> list[StoredCall]:
-        rows = self.read(
+        rows = self._rows(
             "SELECT h.from_number, h.to_number, h.started_at, h.status, h.duration_s, h.mos, "
             "h.extra, h.received_at, h.source, h.version, h.problems FROM call_history h "
             "JOIN call_keys k USING (call_id) WHERE k.account_sid = %s AND k.call_sid = %s "
@@ -586,26 +592,26 @@ class PostgresStore(Store):
 
     def count_calls(self, selection: CallSelection = EVERY_CALL) -> int:
         where, params = selection.where(self.dialect)
-        return int(self.read(f"SELECT count(*) FROM calls{where}", params)[0][0])
+        return int(self._rows(f"SELECT count(*) FROM calls{where}", params)[0][0])
 
     def list_quarantine(
         self, limit: int = 50, before_id: int | None = None
     ) -> list[QuarantineEntry]:
-        rows = self.read(
+        rows = self._rows(
             f"{_QUARANTINE_SELECT} WHERE id < %s ORDER BY id DESC LIMIT %s",
             (before_id if before_id is not None else 2**63 - 1, limit),
         )
         return [quarantine_entry_from_row(row) for row in rows]
 
     def get_quarantine(self, entry_id: int) -> QuarantineEntry | None:
-        rows = self.read(f"{_QUARANTINE_SELECT} WHERE id = %s", (entry_id,))
+        rows = self._rows(f"{_QUARANTINE_SELECT} WHERE id = %s", (entry_id,))
         return quarantine_entry_from_row(rows[0]) if rows else None
 
     def delete_quarantine(self, entry_id: int) -> None:
-        self.read("DELETE FROM quarantine WHERE id = %s RETURNING id", (entry_id,))
+        self._rows("DELETE FROM quarantine WHERE id = %s RETURNING id", (entry_id,))
 
     def quarantine_counts(self) -> tuple[int, int]:
-        ((kept, dropped),) = self.read(
+        ((kept, dropped),) = self._rows(
             "SELECT (SELECT count(*) FROM quarantine), "
             "(SELECT value FROM counters WHERE name = 'quarantine_dropped')"
         )
@@ -629,7 +635,7 @@ class PostgresStore(Store):
             raise _unavailable(self._label, exc) from exc
 
     def session_revoked(self, nonce: str) -> bool:
-        return bool(self.read("SELECT 1 FROM revoked_sessions WHERE nonce = %s", (nonce,)))
+        return bool(self._rows("SELECT 1 FROM revoked_sessions WHERE nonce = %s", (nonce,)))
 
     @contextlib.contextmanager
     def alert_book(
@@ -647,6 +653,6 @@ class PostgresStore(Store):
                     ):  # another process or host is evaluating this round
                         yield None
                         return
-                yield AlertBook(conn, rollups.POSTGRES)
+                yield AlertBook(conn, POSTGRES)
         except psycopg.Error as exc:
             raise _unavailable(self._label, exc) from exc

@@ -20,8 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from callpulse.store.dialect import POSTGRES, REPEAT_WINDOW_MS, SQLITE, Dialect
+
 LEVELS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
-REPEAT_WINDOW_MS = 86_400_000  # a caller calling again within 24 h is a repeat caller
 WITHHELD = "withheld"
 MOS_KIND, DURATION_KIND = 0, 1
 METRICS = (
@@ -48,63 +49,6 @@ DURATION_BIN_SQL = (
 def duration_bin_width(lower: int) -> int:
     """The width of the duration bin starting at ``lower`` (mirrors DURATION_BIN_SQL)."""
     return 1 if lower < 60 else 5 if lower < 600 else 60 if lower < 3600 else 600
-
-
-@dataclass(frozen=True)
-class Dialect:
-    """What differs between the backends in rollup SQL."""
-
-    name: str
-    param: str  # placeholder
-    int_type: str
-    real_type: str
-    table_suffix: str  # WITHOUT ROWID keeps SQLite rollups clustered by bucket
-    ms_of: str  # epoch milliseconds of a call's started_at, "{c}" the column
-    ms_param: str  # a call-time comparison value from an epoch-ms parameter
-    mos_bin: str  # MOS to its 0.01 bin (floored: 3.497 is below 3.5), "{m}" the value
-    slot: str | None  # PostgreSQL: one set of rows per backend, so writers never contend
-    row_id: str  # a calls column that orders calls with equal start times
-    mod: str  # the modulo operator in a query with parameters (psycopg wants %% there)
-    true: str
-    false: str
-    repeat_window: str  # REPEAT_WINDOW_MS in the type of started_at
-
-    def ms(self, column: str) -> str:
-        return self.ms_of.format(c=column)
-
-
-SQLITE = Dialect(
-    name="sqlite",
-    param="?",
-    int_type="INTEGER",
-    real_type="REAL",
-    table_suffix=" WITHOUT ROWID",
-    ms_of="{c}",
-    ms_param="?",
-    mos_bin="CAST({m} * 100 + 1e-9 AS INTEGER)",  # floor for positive values
-    slot=None,
-    row_id="id",
-    mod="%",
-    true="1",
-    false="0",
-    repeat_window=str(REPEAT_WINDOW_MS),
-)
-POSTGRES = Dialect(
-    name="postgres",
-    param="%s",
-    int_type="bigint",
-    real_type="double precision",
-    table_suffix="",
-    ms_of="floor(extract(epoch FROM {c}) * 1000)::bigint",
-    ms_param="to_timestamp(%s / 1000.0)",
-    mos_bin="floor({m} * 100 + 1e-9)::integer",
-    slot="pg_backend_pid()",
-    row_id="call_id",
-    mod="%%",
-    true="true",
-    false="false",
-    repeat_window="interval '24 hours'",
-)
 
 
 def metric_exprs(row: str) -> dict[str, str]:
@@ -343,11 +287,7 @@ def refresh_repeats(dialect: Dialect) -> str:
 
 
 def _repeat_flag(dialect: Dialect) -> str:
-    return (
-        f"CASE WHEN {repeat_exists('c', dialect)} THEN 1 ELSE 0 END"
-        if dialect.name == "sqlite"
-        else repeat_exists("c", dialect)
-    )
+    return dialect.flag(repeat_exists("c", dialect))
 
 
 def rebuild_statements(dialect: Dialect, metrics: tuple[str, ...] = METRICS) -> list[str]:
@@ -358,12 +298,12 @@ def rebuild_statements(dialect: Dialect, metrics: tuple[str, ...] = METRICS) -> 
     oldest = f"(SELECT min({dialect.ms('started_at')}) FROM calls)"
     oldest_day = f"({oldest} - {oldest} % {day})"
     flag = _repeat_flag(dialect)
-    raise_only = f"{flag} = {dialect.true}" if dialect.name == "sqlite" else flag
     statements = [
         # In the day after the oldest stored one the earlier call may have been pruned: a
         # repeat found then stays a repeat.
         f"UPDATE calls AS c SET is_repeat = {flag} WHERE is_repeat <> {flag} AND "
-        f"({raise_only} OR {dialect.ms('c.started_at')} >= {oldest_day} + {REPEAT_WINDOW_MS})"
+        f"({flag} = {dialect.true} "
+        f"OR {dialect.ms('c.started_at')} >= {oldest_day} + {REPEAT_WINDOW_MS})"
     ]
     for level in LEVELS:
         for family in FAMILIES:

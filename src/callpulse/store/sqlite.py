@@ -32,16 +32,15 @@ from callpulse.store.base import (
     StoreUnavailable,
     WriteOp,
     call_key,
-    from_epoch_ms,
-    problems_to_json,
     prune_boundary,
     quarantine_entry_from_row,
     split_new_calls,
     stored_call_from_row,
-    to_epoch_ms,
 )
 from callpulse.store.checkpoint import Checkpointer
+from callpulse.store.dialect import REPEAT_WINDOW_MS, SQLITE, from_epoch_ms, to_epoch_ms
 from callpulse.store.migrations import SQLITE_MIGRATIONS, run_step
+from callpulse.store.problems import problems_to_json
 
 _CALL_COLUMNS = (
     "account_sid, call_sid, from_number, to_number, started_at, status, duration_s, mos, extra, "
@@ -69,7 +68,7 @@ _NEW_COLUMNS = (
 )
 _INSERT_NEW = (
     f"INSERT INTO calls ({_NEW_COLUMNS}, is_repeat, version) "
-    f"SELECT {_NEW_COLUMNS}, {rollups.repeat_exists('b', rollups.SQLITE)}, 1 FROM ("
+    f"SELECT {_NEW_COLUMNS}, {rollups.repeat_exists('b', SQLITE)}, 1 FROM ("
     + "SELECT "
     + ", ".join(f"value ->> {i} AS {name}" for i, name in enumerate(_NEW_COLUMNS.split(", ")))
     + " FROM json_each(?)) AS b WHERE NOT EXISTS (SELECT 1 FROM calls c "
@@ -81,7 +80,7 @@ _INSERT_NEW = (
 )
 
 
-_REFRESH_REPEATS = rollups.refresh_repeats(rollups.SQLITE)
+_REFRESH_REPEATS = rollups.refresh_repeats(SQLITE)
 # The newest entry that no longer fits in the quarantine's bytes with all newer ones (0: none).
 # length() of a BLOB reads no content; of TEXT it counts characters (headers are mostly ASCII).
 _OVER_BYTES = (
@@ -92,7 +91,7 @@ _OVER_BYTES = (
 
 
 class SQLiteStore(Store):
-    dialect = rollups.SQLITE
+    dialect = SQLITE
 
     def __init__(
         self,
@@ -312,7 +311,7 @@ class SQLiteStore(Store):
             for caller, start in ((old_from, old_start), (r.from_number, new_start)):
                 conn.execute(
                     _REFRESH_REPEATS,
-                    (r.account_sid, caller, start, start + rollups.REPEAT_WINDOW_MS),
+                    (r.account_sid, caller, start, start + REPEAT_WINDOW_MS),
                 )
         return SaveResult.UPDATED
 
@@ -392,13 +391,19 @@ class SQLiteStore(Store):
 
     # -- reads ------------------------------------------------------------------------------
 
-    def read(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def _rows(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._reading() as conn:
             return conn.execute(query, params).fetchall()
 
+    def _locate_call(self, account_sid: str, call_sid: str) -> tuple[str, list[Any]]:
+        return (
+            "FROM calls c WHERE c.call_key = ? AND c.account_sid = ? AND c.call_sid = ?",
+            [call_key(account_sid, call_sid), account_sid, call_sid],
+        )
+
     def rebuild_rollups(self) -> None:
         with self._maintenance() as conn:
-            for statement in rollups.rebuild_statements(rollups.SQLITE):
+            for statement in rollups.rebuild_statements(SQLITE):
                 conn.execute(statement)
 
     def iter_calls(
@@ -524,11 +529,11 @@ class SQLiteStore(Store):
             with self._reading() as conn:
                 conn.execute("BEGIN")
                 try:
-                    yield AlertBook(conn, rollups.SQLITE)
+                    yield AlertBook(conn, SQLITE)
                 finally:
                     conn.execute("COMMIT")
             return
         # BEGIN IMMEDIATE: one writer of the alert tables at a time, rounds included; kept
         # short (the figures are read before), so the ingest writer waits at most a moment.
         with self._maintenance() as conn:
-            yield AlertBook(conn, rollups.SQLITE)
+            yield AlertBook(conn, SQLITE)
