@@ -94,6 +94,14 @@ def test_a_get_callback_is_read_from_the_query_whatever_the_body() -> None:
     assert record.problems == ()
 
 
+def test_a_question_mark_in_a_get_query_is_part_of_it() -> None:
+    """RFC 3986 lets a query hold '?' unencoded: the query starts at the first one."""
+    fields = callback_fields()
+    url = f"{URL}?{urlencode(fields)}&Note=why?not"
+    record = UNSIGNED.accept(raw(b"", method="GET", url=url)).record
+    assert record.call_sid == fields["CallSid"] and record.extra == {"Note": "why?not"}
+
+
 def test_a_get_without_a_query_is_not_a_callback() -> None:
     assert_refused(raw(b"", method="GET"), 400, "invalid", MISSING_KEYS, "invalid callback")
 
