@@ -161,7 +161,10 @@ def test_json_signed_over_the_url_alone_is_stored_with_a_problem(sdk: ModuleType
         Problem("AudioInMos", "9", "out of range (1-5)"),
         Problem("signature", "url-only", UNCOVERED_WHY),
     )
-    assert "CALLPULSE_REFUSE_UNCOVERED_BODIES=true refuses such callbacks" in UNCOVERED_WHY
+    assert UNCOVERED_WHY == (
+        "body not covered by the signature (it signs the URL only): anyone holding one signed "
+        "URL could send any body; CALLPULSE_REFUSE_UNCOVERED_BODIES=true refuses such callbacks"
+    )
 
 
 def test_the_refuse_setting_refuses_json_signed_over_the_url_alone(sdk: ModuleType) -> None:
