@@ -154,6 +154,40 @@ def test_a_json_body_that_is_not_a_callback_object(body: bytes, errors: dict[str
     )
 
 
+def nested(levels: int) -> bytes:
+    """A callback whose extra field nests objects and lists to ``levels`` in all."""
+    inner: object = "deep"
+    for level in range(levels - 1):
+        inner = {"a": inner} if level % 2 else [inner]
+    return json.dumps({**callback_fields(), "Extra": inner}).encode()
+
+
+def test_json_may_nest_64_levels_not_65() -> None:
+    assert UNSIGNED.accept(raw(nested(64), {"content-type": "application/json"})).record.extra
+    assert_refused(
+        raw(nested(65), {"content-type": "application/json"}),
+        400,
+        "invalid",
+        {"body": "JSON nested deeper than 64 levels"},
+        "invalid callback",
+    )
+
+
+@pytest.mark.parametrize(
+    ("number", "shown"),
+    [("1e400", "1e400"), ("-1" + "0" * 60 + ".5e300", "-1" + "0" * 38)],
+)
+def test_a_json_number_no_float_holds_is_not_a_callback(number: str, shown: str) -> None:
+    body = json.dumps(callback_fields())[:-1] + f', "Jitter": {number}}}'
+    assert_refused(
+        raw(body.encode(), {"content-type": "application/json"}),
+        400,
+        "invalid",
+        {"body": f"invalid JSON (number {shown} is out of range)"},
+        "invalid callback",
+    )
+
+
 def test_a_form_body_that_is_not_utf8() -> None:
     body = urlencode(callback_fields()).encode() + b"&CallerName=\xe9"
     assert_refused(
