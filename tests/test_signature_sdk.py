@@ -2,7 +2,8 @@
 
 - ``signalwire-sdk`` 3.7.5's ``signalwire/core/security/webhook_validator.py`` (SHA-256, scheme A,
   scheme B, URL-only JSON), loaded by path from ``.venv/signalwire-sdk3`` where scripts/test
-  installs it: its import name ``signalwire`` is taken by the 2.x client of the test extras;
+  installs it (the ``sdk`` fixture of tests/conftest.py): its import name ``signalwire`` is taken
+  by the 2.x client of the test extras;
 - twilio's RequestValidator and the ``signalwire`` 2.x RequestValidator.
 """
 

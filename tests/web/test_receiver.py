@@ -7,6 +7,7 @@ tests/e2e.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from signalwire.request_validator import RequestValidator as SignalWireValidator
 from starlette.testclient import TestClient
 from twilio.request_validator import RequestValidator as TwilioValidator
 
-from callpulse.config import Settings
+from callpulse.config import Settings, load_settings
 from callpulse.signature import SigningKeys
 from callpulse.store import open_store
 from callpulse.store.base import QuarantineEntry, StoredCall
@@ -204,3 +205,19 @@ def test_allow_unsigned_does_not_disable_configured_keys(start: Callable[..., Re
     receiver = start(allow_unsigned=True)
     assert refusal(receiver.client.post(CALLBACK_URL, data=callback_fields())) == (403, "signature")
     assert result(receiver.post(callback_fields())) == "inserted"
+
+
+def test_the_setting_refuses_signatures_over_the_url_alone(start: Callable[..., Receiver]) -> None:
+    setting = load_settings({"CALLPULSE_REFUSE_UNCOVERED_BODIES": "true"})
+    receiver = start(refuse_uncovered_bodies=setting.refuse_uncovered_bodies)
+    signature = TwilioValidator(SIGNING_KEY).compute_signature(CALLBACK_URL, {})
+    response = receiver.client.post(
+        CALLBACK_URL,
+        content=json.dumps(callback_fields()),
+        headers={"Content-Type": "application/json", "X-Twilio-Signature": signature},
+    )
+    assert refusal(response) == (403, "signature")
+    assert (
+        "CALLPULSE_REFUSE_UNCOVERED_BODIES" in response.json()["fields"]["X-SignalWire-Signature"]
+    )
+    assert receiver.stored()[0] == []
