@@ -1,5 +1,6 @@
-"""Regenerates docs/dashboard.png: a server on a temporary database, days of simulated signed
-traffic (plus a few rejected requests for the quarantine view), a browser log-in, a screenshot."""
+"""Regenerates docs/dashboard.png and docs/dashboard-phone.png: a server on a temporary
+database, days of simulated signed traffic (plus a few rejected requests for the quarantine
+view), a browser log-in, screenshots at desktop and phone width."""
 
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ import httpx
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
-OUTPUT = ROOT / "docs" / "dashboard.png"
+# (file, viewport width, whole page): the desktop view as it opens, the phone scrolled through.
+OUTPUTS = (
+    (ROOT / "docs" / "dashboard.png", 1440, False),
+    (ROOT / "docs" / "dashboard-phone.png", 390, True),
+)
 SIGNING_KEY = "PSKscreenshot-signing-key"
 CALLS = 8000  # two days: the view shows the last one against the one before
 
@@ -53,12 +58,15 @@ def _reject_a_few(callback_url: str) -> None:
 def _shoot(base_url: str, token: str) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium")
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.goto(f"{base_url}/")
-        page.fill("#token", token)
-        page.click("button[type=submit]")
-        page.wait_for_selector("body[data-ready='1']", state="attached", timeout=30000)
-        page.screenshot(path=str(OUTPUT))
+        for output, width, whole in OUTPUTS:
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            page.goto(f"{base_url}/")
+            page.fill("#token", token)
+            page.click("button[type=submit]")
+            page.wait_for_selector("body[data-ready='1']", state="attached", timeout=30000)
+            page.screenshot(path=str(output), full_page=whole)
+            page.close()
+            print(f"wrote {output.relative_to(ROOT)}")
         browser.close()
 
 
@@ -92,7 +100,6 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(15)
-    print(f"wrote {OUTPUT.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

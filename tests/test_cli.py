@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -328,6 +329,56 @@ def test_report_counts_what_was_received(server: ServerProcess) -> None:
     assert unknown["summary"]["calls"] == 0
     caller = json.loads(server.cli("report", *span, "--caller", "+15551234567", "--json").stdout)
     assert caller["summary"]["calls"] == 3
+
+
+def test_report_staffing_per_hour(server: ServerProcess) -> None:
+    # The published example in one hour: 200 calls of 180 s are 10 Erlangs -> 14 agents.
+    with httpx.Client() as client:
+        for n in range(200):
+            fields = callback_fields(
+                Timestamp=f"Thu, 04 Apr 2024 09:{n % 60:02d}:{n // 60:02d} +0000",
+                CallDuration="180",
+            )
+            assert server.post(fields, client=client).status_code == 200
+    span = ("--since", "2024-04-04T00:00:00Z", "--until", "2024-04-05T00:00:00Z")
+    plan = json.loads(server.cli("report", *span, "--staffing", "--json").stdout)
+    hours = plan["intervals"]
+    assert len(hours) == 24 and len(plan["profile"]) == 24
+    nine = hours[9]
+    assert (nine["start"], nine["calls"], nine["aht_s"]) == ("2024-04-04T09:00:00Z", 200, 180)
+    assert (nine["erlangs"], nine["agents"], nine["scheduled"]) == (10, 14, 14)
+    assert nine["service_level"] == pytest.approx(0.888, abs=5e-4)
+    assert [h["agents"] for h in hours if h is not nine] == [0] * 23
+    rostered = json.loads(
+        server.cli(
+            "report", *span, "--staffing", "--json", "--shrinkage", "0.3", "--max-occupancy",
+            "0.7", "--answer-within", "20", "--service-level", "0.8",
+        ).stdout
+    )["intervals"][9]  # fmt: skip
+    assert (rostered["agents"], rostered["scheduled"]) == (15, 22)
+    table = server.cli("report", *span, "--staffing").stdout
+    row = next(line for line in table.splitlines() if "2024-04-04 09:00" in line)
+    assert row.split()[2:7] == ["200", "180", "10.00", "14", "14"]
+    assert "line staffing" in table
+    # --tz (default CALLPULSE_TIMEZONE): Kolkata's 14:00 hour is 08:30-09:30 UTC, 110 of the calls.
+    local = server.cli("report", *span, "--staffing", "--tz", "Asia/Kolkata").stdout
+    assert "hour (Asia/Kolkata)" in local
+    row = next(line for line in local.splitlines() if "2024-04-04 14:00" in line)
+    assert row.split()[2] == "110"
+    assert_one_line_error(
+        server.cli("report", "--staffing", "--tz", "Mars/Base", check=False), "--tz", "IANA"
+    )
+    assert_one_line_error(
+        server.cli("report", "--staffing", "--service-level", "1.5", check=False),
+        "--service-level", "below 1",
+    )  # fmt: skip
+    assert_one_line_error(
+        server.cli("report", "--shrinkage", "0.3", check=False), "--shrinkage", "--staffing"
+    )
+    assert_one_line_error(
+        server.cli("report", "--staffing", "--max-occupancy", "most", check=False),
+        "--max-occupancy",
+    )
 
 
 def test_quarantine_replay_after_adding_a_key(tmp_path: Path) -> None:

@@ -32,6 +32,21 @@ def test_environment_overrides_toml(tmp_path: Path) -> None:
     assert settings.public_url == "https://x.example"
 
 
+def test_dashboard_settings() -> None:
+    settings = load_settings(
+        env={
+            "CALLPULSE_TIMEZONE": "Europe/Berlin",
+            "CALLPULSE_TARGET_SUCCESS_RATE": "0.9",
+            "CALLPULSE_MAX_POOR_RATE": "0.1",
+        }
+    )
+    assert (settings.timezone, settings.target_success_rate, settings.max_poor_rate) == (
+        "Europe/Berlin",
+        0.9,
+        0.1,
+    )
+
+
 def test_config_file_from_environment(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text('callback_path = "/hooks/status"\n')
@@ -54,6 +69,11 @@ def test_config_file_from_environment(tmp_path: Path) -> None:
             {"CALLPULSE_REQUEST_TIMEOUT_S": "nan"},
             "CALLPULSE_REQUEST_TIMEOUT_S: must be more than 0",
         ),
+        ({"CALLPULSE_TIMEZONE": "CET+1"}, "CALLPULSE_TIMEZONE: unknown time zone 'CET\\+1'"),
+        ({"CALLPULSE_TIMEZONE": "America"}, "such as Europe/Berlin"),
+        ({"CALLPULSE_TARGET_SUCCESS_RATE": "95"}, "TARGET_SUCCESS_RATE: a share is between 0"),
+        ({"CALLPULSE_MAX_POOR_RATE": "nan"}, "CALLPULSE_MAX_POOR_RATE: a share is between 0"),
+        ({"CALLPULSE_MAX_POOR_RATE": "few"}, "CALLPULSE_MAX_POOR_RATE: expected a share"),
     ],
 )
 def test_errors_name_the_setting(env: dict[str, str], message: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import os
 import subprocess
 import sys
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from callpulse import metrics
+from callpulse import ingest, metrics
 
 WORKER = """
 import sys
@@ -88,3 +90,58 @@ def test_without_kpis_the_multiprocess_exposition_leaves_out_the_kpi_families(
 
 def _names(text: bytes) -> set[str]:
     return {family.name for family in text_string_to_metric_families(text.decode())}
+
+
+def test_a_fresh_worker_shows_every_label_of_every_counter_at_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(metrics.MULTIPROC_ENV, str(tmp_path))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from callpulse import metrics; print(1, flush=True); sys.stdin.read()",
+        ],
+        env={**os.environ, metrics.MULTIPROC_ENV: str(tmp_path)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "1\n"
+        text = metrics.exposition().decode()
+    finally:
+        proc.kill()
+        proc.wait()
+    counters = {
+        (sample.name, *sample.labels.values()): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+    expected = {
+        **{("callpulse_callbacks_total", name): 0.0 for name in metrics.OUTCOMES},
+        **{("callpulse_data_problems_total", name): 0.0 for name in metrics.PROBLEM_FIELDS},
+        **{("callpulse_calls_total", name): 0.0 for name in metrics.CALL_STATUSES},
+        ("callpulse_quarantine_shed_total",): 0.0,
+    }
+    assert counters == expected
+
+
+def _outcomes_named_in_ingest() -> set[str]:
+    """Rejection reasons (second argument of Rejected) and outcome() names written in ingest."""
+    names = set()
+    for node in ast.walk(ast.parse(inspect.getsource(ingest))):
+        if isinstance(node, ast.Call):
+            callee = ast.unparse(node.func)
+            if callee in {"Rejected", "metrics.outcome"}:
+                argument = node.args[1 if callee == "Rejected" else 0]
+                if isinstance(argument, ast.Constant):
+                    names.add(argument.value)
+    return names
+
+
+def test_every_outcome_ingest_counts_is_initialised() -> None:
+    named = _outcomes_named_in_ingest()
+    assert {"too_large", "unsupported", "signature", "invalid", "unavailable"} <= named
+    assert named <= set(metrics.OUTCOMES)

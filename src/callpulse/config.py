@@ -12,10 +12,14 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callpulse.errors import CallpulseError
 from callpulse.signature import SigningKeys
+from callpulse.timezones import zone
+
+if TYPE_CHECKING:
+    from callpulse.alerts.rules import Rule
 
 PREFIX = "CALLPULSE_"
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA", "OFF")
@@ -43,10 +47,28 @@ class Settings:
     api_token: str = ""  # guards the JSON API and the dashboard
     poor_mos: float = 3.5  # calls below this MOS count as poor
     short_call_s: int = 10  # completed calls shorter than this count as short
+    timezone: str = "UTC"  # the call center's own zone: the dashboard's default, its day buckets
+    target_success_rate: float = 0.95  # the dashboard marks lines below this
+    max_poor_rate: float = 0.05  # the dashboard marks lines with more poor calls than this
     reconcile_interval_s: int = 0  # 0: serve does not reconcile by itself
     refuse_uncovered_bodies: bool = False  # refuse signatures over the URL alone (JSON bodies)
     max_header_bytes: int = 16384  # request line and headers; larger ones get 431
     request_timeout_s: float = 10.0  # from a request's first byte to its last
+    alerts: tuple[Rule, ...] = dataclasses.field(default_factory=lambda: _alert_rules(None, True))
+    alerts_defaults: bool = True  # the shipped rules (alerts/rules.py DEFAULT_RULES)
+    alert_interval_s: int = 60  # serve evaluates the rules this often; 0: never by itself
+    alert_webhook_url: str = ""  # firing and resolving are POSTed here as JSON
+    alert_webhook_secret: str = ""  # signs each POST (X-Callpulse-Signature)
+
+
+def _alert_rules(tables: object, defaults: bool, source: str = "config") -> tuple[Rule, ...]:
+    # Imported here: the rules check scopes with analytics, which reads settings from here.
+    from callpulse.alerts.rules import RuleError, parse_rules
+
+    try:
+        return parse_rules(tables, defaults)
+    except RuleError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def _int_at_least(minimum: int) -> Callable[[str, object], int]:
@@ -104,6 +126,23 @@ def _mos(name: str, raw: object) -> float:
     return value
 
 
+def _share(name: str, raw: object) -> float:
+    try:
+        value = float(str(raw))
+    except ValueError:
+        raise ConfigError(f"{name}: expected a share such as 0.95, got {raw!r}") from None
+    if not 0 <= value <= 1:
+        raise ConfigError(f"{name}: a share is between 0 and 1 (0.95 is 95 %), got {value}")
+    return value
+
+
+def _timezone(name: str, raw: object) -> str:
+    try:
+        return zone(str(raw)).key
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
 MIN_API_TOKEN_LENGTH = 16
 
 
@@ -135,6 +174,13 @@ def _callback_path(name: str, raw: object) -> str:
     return value
 
 
+def _webhook_url(name: str, raw: object) -> str:
+    value = str(raw)
+    if value and not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name}: must start with http:// or https://, got {raw!r}")
+    return value
+
+
 def _signing_keys(name: str, raw: object) -> SigningKeys:
     try:
         return SigningKeys.parse(str(raw))
@@ -159,11 +205,19 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "api_token": _api_token,
     "poor_mos": _mos,
     "short_call_s": _non_negative_int,
+    "timezone": _timezone,
+    "target_success_rate": _share,
+    "max_poor_rate": _share,
     "reconcile_interval_s": _non_negative_int,
     "refuse_uncovered_bodies": _boolean,
     "max_header_bytes": _int_at_least(1024),
     "request_timeout_s": _positive_seconds,
+    "alerts_defaults": _boolean,
+    "alert_interval_s": _non_negative_int,
+    "alert_webhook_url": _webhook_url,
+    "alert_webhook_secret": lambda _name, raw: str(raw),
 }
+_TABLES = ("alerts",)  # TOML-only settings: arrays of tables
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -174,11 +228,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: not found (check CALLPULSE_CONFIG)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path}: invalid TOML: {exc}") from None
-    unknown = sorted(set(data) - set(_PARSERS))
+    unknown = sorted(set(data) - set(_PARSERS) - set(_TABLES))
     if unknown:
         raise ConfigError(
             f"config file {path}: unknown setting {unknown[0]!r} "
-            f"(known: {', '.join(sorted(_PARSERS))})"
+            f"(known: {', '.join(sorted([*_PARSERS, *_TABLES]))})"
         )
     return data
 
@@ -190,11 +244,20 @@ def load_settings(
     if config_file is None and env.get(PREFIX + "CONFIG"):
         config_file = Path(env[PREFIX + "CONFIG"])
     values: dict[str, Any] = {}
+    tables: dict[str, Any] = {}
     if config_file is not None:
         for key, raw in _read_toml(config_file).items():
-            values[key] = _PARSERS[key](f"{key} (in {config_file})", raw)
+            if key in _TABLES:
+                tables[key] = raw
+            else:
+                values[key] = _PARSERS[key](f"{key} (in {config_file})", raw)
     for key, parse in _PARSERS.items():
         env_name = PREFIX + key.upper()
         if env_name in env:
             values[key] = parse(env_name, env[env_name])
+    values["alerts"] = _alert_rules(
+        tables.get("alerts"),
+        values.get("alerts_defaults", True),
+        f"config file {config_file}" if config_file is not None else "config",
+    )
     return Settings(**values)

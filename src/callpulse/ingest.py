@@ -206,6 +206,10 @@ class Ingestor:
             log.error("callback %s not stored: %s", write.record.call_sid, exc)
             return Answer(503, {"error": "storage unavailable, retry later"})
         metrics.outcome(result.value).inc()
+        if result in (SaveResult.INSERTED, SaveResult.SPOOLED):
+            # A new call, or one the spool holds for the database: retries and corrections of a
+            # stored call are not counted again (a retry while spooled is, rarely).
+            metrics.count_call(write.record.status)
         problems = write.record.problems
         if problems and result in (SaveResult.INSERTED, SaveResult.UPDATED):
             metrics.count_problems(problems)

@@ -18,10 +18,22 @@ from prometheus_client.registry import Collector
 
 from callpulse.analytics.models import Totals
 from callpulse.callback import DOCUMENTED_FIELDS, Problem
+from callpulse.store.base import SaveResult
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 REGISTRY = CollectorRegistry()
+
+# Every outcome the endpoint counts: what the store did, a store outage, or why a request was
+# rejected (ingest.Rejected reasons).
+OUTCOMES = (
+    *(result.value for result in SaveResult),
+    "unavailable",
+    "too_large",
+    "unsupported",
+    "signature",
+    "invalid",
+)
 
 CALLBACKS = Counter(
     "callpulse_callbacks",
@@ -46,6 +58,7 @@ DATA_PROBLEMS = Counter(
 
 
 _COUNTED_FIELDS = frozenset({*DOCUMENTED_FIELDS, "signature"})
+PROBLEM_FIELDS = (*sorted(_COUNTED_FIELDS), "other")
 
 
 def count_problems(problems: Iterable[Problem]) -> None:
@@ -54,6 +67,21 @@ def count_problems(problems: Iterable[Problem]) -> None:
         # in extra fields) as one label.
         name = problem.field if problem.field in _COUNTED_FIELDS else "other"
         DATA_PROBLEMS.labels(name).inc()
+
+
+CALLS = Counter(
+    "callpulse_calls",
+    "Calls accepted for storage (inserted, or spooled while the database is down), by status",
+    ["status"],
+    registry=REGISTRY,
+)
+# Success rate is completed / (completed + failed); every other status counts as other, so the
+# label set stays fixed whatever a sender puts in CallStatus.
+CALL_STATUSES = ("completed", "failed", "other")
+
+
+def count_call(status: str) -> None:
+    CALLS.labels(status if status in CALL_STATUSES else "other").inc()
 
 
 LATENCY = Histogram(
@@ -102,8 +130,38 @@ LAST_HOUR = Gauge(
 )
 
 
-# Business figures, for holders of the API token only; the rest is operational.
-KPI_FAMILIES = frozenset({"callpulse_last_hour"})
+ALERTS = Gauge(
+    "callpulse_alerts",
+    "Scopes of each alert rule in each state (ok, pending, firing) at the scrape",
+    ["rule", "state"],
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
+
+
+def set_alerts(counts: dict[tuple[str, str], int]) -> None:
+    ALERTS.clear()  # rules removed since the last scrape go
+    for (rule, state), count in counts.items():
+        ALERTS.labels(rule, state).set(count)
+
+
+# Business figures, for holders of the API token only; the rest is operational. Calls by status
+# tell the success rate, so they are business figures too.
+KPI_FAMILIES = frozenset({"callpulse_last_hour", "callpulse_calls", "callpulse_alerts"})
+
+
+def _zero_every_label() -> None:
+    """Every labelled counter's children exist from the start, at 0: a first scrape already has
+    them, so rate() counts the first increment and "none yet" reads 0, not absent."""
+    for name in OUTCOMES:
+        outcome(name)
+    for field_name in PROBLEM_FIELDS:
+        DATA_PROBLEMS.labels(field_name)
+    for status in CALL_STATUSES:
+        CALLS.labels(status)
+
+
+_zero_every_label()
 
 
 def set_last_hour(totals: Totals) -> None:

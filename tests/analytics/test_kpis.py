@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import TypeAdapter
@@ -209,3 +210,27 @@ def tolerant(value: Any) -> Any:
     if isinstance(value, list):
         return [tolerant(v) for v in value]
     return value
+
+
+@pytest.mark.parametrize(
+    "zone_name", ["UTC", "Europe/Berlin", "Asia/Kolkata", "America/St_Johns", "Asia/Kathmandu"]
+)
+def test_timeseries_buckets_follow_the_time_zone(
+    loaded: tuple[Store, list[CallRecord]], zone_name: str
+) -> None:
+    store, finals = loaded
+    zone = ZoneInfo(zone_name)
+    analytics = Analytics(store, Settings())
+    for bucket in ("hour", "day"):
+        points = analytics.timeseries(SINCE, UNTIL, Filters(), bucket, zone)
+        ends = [p.bucket_start for p in points[1:]] + [UNTIL]
+        for point, end in zip(points, ends, strict=True):
+            local = point.bucket_start.astimezone(zone)
+            assert (local.minute, local.second) == (0, 0), (bucket, local)
+            if bucket == "day":
+                assert local.hour == 0, local
+            want = truth.totals(finals, max(point.bucket_start, SINCE), end)
+            assert (point.calls, point.completed, point.failed) == (
+                want["calls"], want["completed"], want["failed"])  # fmt: skip
+            assert point.mos_mean == pytest.approx(want["mos_mean"])
+        assert sum(p.calls for p in points) == truth.totals(finals, SINCE, UNTIL)["calls"]

@@ -34,6 +34,7 @@ from signalwire.request_validator import RequestValidator as SignalWireValidator
 from twilio.request_validator import RequestValidator as TwilioValidator
 
 from callpulse.callback import KEY_FIELDS
+from callpulse.metrics import OUTCOMES
 from callpulse.store.base import QuarantineEntry
 from callpulse.store.quarantine import DEFAULT_MAX_BODY_BYTES
 from tests.support import (
@@ -150,9 +151,12 @@ def stored_quarantine(server: ServerProcess) -> list[QuarantineEntry]:
 
 
 def outcome_counts(server: ServerProcess) -> dict[str, float]:
+    """The outcomes counted so far (every outcome is exported, at 0 until it happens)."""
     text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
     pattern = re.compile(r'^callpulse_callbacks_total\{outcome="([^"]+)"\} (\S+)$', re.MULTILINE)
-    return {outcome: float(value) for outcome, value in pattern.findall(text)}
+    counts = {outcome: float(value) for outcome, value in pattern.findall(text)}
+    assert set(counts) == set(OUTCOMES)
+    return {outcome: count for outcome, count in counts.items() if count}
 
 
 def metric_value(server: ServerProcess, name: str, token: str | None = None) -> float:

@@ -6,14 +6,16 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
+from callpulse.analytics.erlang import staff
 from tests.support import BACKENDS, ServerProcess, backend_database, callback_fields
 
 TOKEN = "test-api-token-5f1c0e7d9b"
@@ -164,7 +166,15 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             server.stop()
 
 
-ENDPOINTS = ["/summary", "/timeseries", "/numbers", "/regions", "/calls", "/quarantine"]
+ENDPOINTS = [
+    "/summary",
+    "/timeseries",
+    "/numbers",
+    "/regions",
+    "/staffing",
+    "/calls",
+    "/quarantine",
+]
 
 
 @pytest.mark.parametrize("path", [*ENDPOINTS, "/calls/CA1"])
@@ -190,12 +200,21 @@ def test_every_endpoint_needs_the_token(api: Api, path: str) -> None:
         ("/summary", {"caller": "somebody"}, "caller", "withheld"),
         ("/summary", {"account_sid": "a b"}, "account_sid", "letters"),
         ("/timeseries", {"bucket": "week"}, "bucket", "minute, hour, day"),
+        ("/timeseries", {"tz": "Mars/Olympus"}, "tz", "Europe/Berlin"),
+        ("/timeseries", {"tz": "../../etc/passwd"}, "tz", "IANA"),
         (
             "/timeseries",
             {"bucket": "minute", "since": "2024-04-01", "until": "2024-04-10"},
             "bucket",
             "coarser bucket",
         ),
+        ("/staffing", {"service_level": "1"}, "service_level", "below 1"),
+        ("/staffing", {"service_level": "most"}, "service_level", "such as 0.8"),
+        ("/staffing", {"answer_within_s": "-1"}, "answer_within_s", "0 to 86400"),
+        ("/staffing", {"max_occupancy": "0.05"}, "max_occupancy", "0.1 to 1"),
+        ("/staffing", {"shrinkage": "1.0"}, "shrinkage", "below 1"),
+        ("/staffing", {"region": "USA"}, "region", "country code"),
+        ("/staffing", {"tz": "Mars/Base"}, "tz", "IANA"),
         ("/calls", {"limit": "501"}, "limit", "1 to 500"),
         ("/calls", {"limit": "0"}, "limit", "1 to 500"),
         ("/calls", {"cursor": "forged"}, "cursor", "next_cursor"),
@@ -302,6 +321,16 @@ def test_timeseries_hourly_matches_what_was_sent(api: Api) -> None:
     assert sum(p["calls"] for p in days) == len(api.today)
 
 
+def test_timeseries_days_follow_the_time_zone(api: Api) -> None:
+    zone = ZoneInfo("America/New_York")
+    days = api.get("/timeseries", bucket="day", tz="America/New_York", **RANGE)
+    starts = [datetime.fromisoformat(p["bucket_start"]) for p in days]
+    assert all(s.astimezone(zone).time() == time(0) for s in starts)
+    got = {s.astimezone(zone).date(): p["calls"] for s, p in zip(starts, days, strict=True)}
+    want = Counter(_started(f).astimezone(zone).date() for f in api.today)
+    assert {d: n for d, n in got.items() if n} == dict(want)
+
+
 def test_numbers_and_regions_match_what_was_sent(api: Api) -> None:
     numbers = {row["to"]: row for row in api.get("/numbers", **RANGE)}
     assert {to: row["calls"] for to, row in numbers.items()} == dict(
@@ -313,6 +342,48 @@ def test_numbers_and_regions_match_what_was_sent(api: Api) -> None:
         assert row["failed"] == sum(f["CallStatus"] == "failed" for f in mine)
     regions = {row["region"]: row["calls"] for row in api.get("/regions", **RANGE)}
     assert regions == dict(Counter(_region(f) for f in api.today))
+
+
+def test_staffing_per_hour_from_what_was_sent(api: Api) -> None:
+    plan = api.get("/staffing", **RANGE)
+    defaults = {"service_level": 0.8, "answer_within_s": 20, "max_occupancy": 0.85, "shrinkage": 0}
+    assert plan["target"] == defaults
+    intervals = plan["intervals"]
+    assert [datetime.fromisoformat(i["start"]) for i in intervals] == [
+        DAY + timedelta(hours=h) for h in range(24)
+    ]
+    for interval in intervals:
+        start = datetime.fromisoformat(interval["start"])
+        mine = [f for f in api.today if _started(f).replace(minute=0) == start]
+        durations = [int(f["CallDuration"]) for f in mine if f["CallStatus"] == "completed"]
+        assert interval["calls"] == len(mine)
+        if not mine:
+            assert (interval["agents"], interval["scheduled"], interval["erlangs"]) == (0, 0, 0)
+            continue
+        aht = statistics.mean(durations)
+        assert interval["aht_s"] == pytest.approx(aht)
+        assert interval["erlangs"] == pytest.approx(len(mine) * aht / 3600)
+        want = staff(len(mine) * aht / 3600, aht)
+        assert (interval["agents"], interval["scheduled"]) == (want.agents, want.scheduled)
+        assert interval["agents"] >= 1
+        assert interval["service_level"] == pytest.approx(want.service_level)
+        assert interval["occupancy"] <= 0.85
+    # One day: each hour of the week once, the same figures as the intervals.
+    profile = plan["profile"]
+    assert [(p["weekday"], p["hour"], p["weeks"]) for p in profile] == [
+        (DAY.weekday(), h, 1) for h in range(24)
+    ]
+    assert [p["agents"] for p in profile] == [i["agents"] for i in intervals]
+    strict = api.get("/staffing", shrinkage="0.5", max_occupancy="0.5", **RANGE)["intervals"]
+    for loose, tight in zip(intervals, strict, strict=True):
+        assert tight["agents"] >= loose["agents"]
+        assert tight["scheduled"] == 2 * tight["agents"]
+    # Kolkata's hours start at half past in UTC: 05:00 there is 23:30 UTC the day before.
+    kolkata = api.get("/staffing", tz="Asia/Kolkata", **RANGE)["intervals"]
+    assert kolkata[0]["start"] == "2024-04-03T23:30:00Z" and len(kolkata) == 25
+    assert sum(i["calls"] for i in kolkata) == len(api.today)
+    one_line = api.get("/staffing", to=NUMBERS[1], **RANGE)["intervals"]
+    assert sum(i["calls"] for i in one_line) == sum(f["To"] == NUMBERS[1] for f in api.today)
 
 
 def test_call_paging_visits_every_call_once(api: Api) -> None:

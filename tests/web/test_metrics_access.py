@@ -1,7 +1,11 @@
-"""/metrics: operational metrics for any scraper, the KPI gauges only with the API token."""
+"""/metrics: operational metrics for any scraper, the business figures (last-hour KPI gauges,
+calls by status) only with the API token."""
 
 from __future__ import annotations
 
+import dataclasses
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,8 +16,11 @@ from starlette.testclient import TestClient
 
 from callpulse.analytics import Analytics
 from callpulse.config import Settings
+from callpulse.metrics import KPI_FAMILIES
+from callpulse.signature import SigningKeys
 from callpulse.store import open_store
 from callpulse.web.app import create_app
+from tests.support import SIGNING_KEY, callback_fields, sign
 from tests.web.conftest import AUTH
 
 OPERATIONAL = {
@@ -23,6 +30,8 @@ OPERATIONAL = {
     "callpulse_quarantine_entries",
     "callpulse_quarantine_dropped",
     "callpulse_database_up",
+    "callpulse_data_problems",
+    "callpulse_quarantine_shed",
 }
 
 
@@ -55,7 +64,7 @@ def test_without_the_token_only_operational_metrics_and_no_kpi_query(
     assert response.status_code == 200
     families = _families(response.text)
     assert families >= OPERATIONAL
-    assert "callpulse_last_hour" not in families
+    assert not families & KPI_FAMILIES
     assert kpi_queries == []
 
 
@@ -63,10 +72,10 @@ def test_with_the_token_the_kpi_gauges_are_added(
     client: TestClient, kpi_queries: list[object]
 ) -> None:
     families = _families(client.get("/metrics", headers=AUTH).text)
-    assert OPERATIONAL | {"callpulse_last_hour"} <= families
+    assert OPERATIONAL | {"callpulse_last_hour", "callpulse_calls"} <= families
     assert len(kpi_queries) == 1
     # Values set by that scrape stay in the process: still not shown without the token.
-    assert "callpulse_last_hour" not in _families(client.get("/metrics").text)
+    assert not _families(client.get("/metrics").text) & KPI_FAMILIES
 
 
 @pytest.fixture
@@ -86,3 +95,80 @@ def test_an_open_local_server_shows_everything(
 ) -> None:
     assert "callpulse_last_hour" in _families(open_local_client.get("/metrics").text)
     assert len(kpi_queries) == 1
+
+
+def _calls_by_status(client: TestClient) -> dict[str, float]:
+    text = client.get("/metrics", headers=AUTH).text
+    return {
+        sample.labels["status"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "callpulse_calls"
+        for sample in family.samples
+        if sample.name == "callpulse_calls_total"
+    }
+
+
+URL = "http://testserver/callbacks/call-status"
+
+
+def _post(client: TestClient, fields: dict[str, str]) -> dict[str, object]:
+    answer = client.post(URL, data=fields, headers={"X-SignalWire-Signature": sign(URL, fields)})
+    assert answer.status_code == 200, answer.text
+    body: dict[str, object] = answer.json()
+    return body
+
+
+@pytest.fixture
+def signed_client(settings: Settings) -> Iterator[TestClient]:
+    settings = dataclasses.replace(
+        settings, signing_keys=SigningKeys.parse(SIGNING_KEY), busy_timeout_ms=50
+    )
+    with open_store(settings) as store:
+        store.upgrade()
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def test_stored_calls_are_counted_once_by_status(signed_client: TestClient) -> None:
+    before = _calls_by_status(signed_client)
+    # Every status is there from the first scrape, so a rate over it starts at the first call.
+    assert set(before) == {"completed", "failed", "other"}
+    completed = callback_fields(CallStatus="completed")
+    sent = [
+        completed,
+        completed,  # a retry: stored once, counted once
+        callback_fields(CallStatus="failed", CallDuration="", AudioInMos=""),
+        callback_fields(CallStatus="busy", CallDuration="", AudioInMos=""),
+        callback_fields(CallStatus="Nonsense-Status"),
+    ]
+    for fields in sent:
+        _post(signed_client, fields)
+    bad = callback_fields(CallStatus="failed")
+    assert signed_client.post(
+        URL, data=bad, headers={"X-SignalWire-Signature": "x"}
+    ).is_client_error
+    after = _calls_by_status(signed_client)
+    assert {status: after[status] - before[status] for status in after} == {
+        "completed": 1,
+        "failed": 1,
+        "other": 2,
+    }
+
+
+def test_a_spooled_call_is_counted_and_not_again_when_the_spool_drains(
+    signed_client: TestClient, settings: Settings
+) -> None:
+    before = _calls_by_status(signed_client)["failed"]
+    blocker = sqlite3.connect(settings.database_url.removeprefix("sqlite:///"))
+    blocker.execute("BEGIN IMMEDIATE")  # the database refuses writes: callbacks go to the spool
+    try:
+        answer = _post(signed_client, callback_fields(CallStatus="failed", CallDuration=""))
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert answer["result"] == "spooled"
+    deadline = time.monotonic() + 10
+    while signed_client.app.state.writer.spool.depth() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert signed_client.app.state.writer.spool.depth() == 0, "the spool did not drain"
+    assert _calls_by_status(signed_client)["failed"] - before == 1

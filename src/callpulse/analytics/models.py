@@ -152,3 +152,48 @@ class QuarantinePage(BaseModel):
     kept: int
     dropped: int
     next_cursor: str | None
+
+
+class StaffingTarget(BaseModel):
+    service_level: float = Field(description="fraction of calls to answer within answer_within_s")
+    answer_within_s: float
+    max_occupancy: float = Field(description="the largest share of their time agents may be busy")
+    shrinkage: float = Field(description="share of paid time off the phones (breaks, training)")
+
+
+class StaffingFigures(BaseModel):
+    """Erlang C for one hour's traffic. Call durations are whole calls (IVR and queue included),
+    so this is line staffing: an upper bound on agents. Null when the calls had no duration."""
+
+    aht_s: float | None = Field(
+        description="mean duration of the completed calls with a duration (none: null)"
+    )
+    erlangs: float | None = Field(description="calls x aht_s / 3600")
+    agents: int | None = Field(description="the fewest agents meeting the target (no calls: 0)")
+    scheduled: int | None = Field(description="agents / (1 - shrinkage), rounded up")
+    service_level: float | None = Field(description="fraction answered within answer_within_s")
+    occupancy: float | None = Field(description="erlangs / agents")
+    p_wait: float | None = Field(description="probability that a call waits (Erlang C)")
+    asa_s: float | None = Field(description="average speed of answer")
+
+
+class StaffingInterval(StaffingFigures):
+    start: datetime = Field(description="the clock hour (of the time zone asked for; UTC)")
+    calls: int = Field(description="calls that arrived in the hour")
+
+
+class StaffingProfileHour(StaffingFigures):
+    weekday: int = Field(ge=0, le=6, description="0 Monday ... 6 Sunday, in the time zone")
+    hour: int = Field(ge=0, le=23, description="hour of the day, in the time zone")
+    weeks: int = Field(description="how many of this hour of the week the range holds")
+    calls: float = Field(description="mean calls in this hour of the week")
+
+
+class StaffingPlan(BaseModel):
+    since: datetime = Field(description="the range, widened to whole clock hours")
+    until: datetime
+    target: StaffingTarget
+    intervals: list[StaffingInterval] = Field(description="one per clock hour of the range")
+    profile: list[StaffingProfileHour] = Field(
+        description="per hour of the week, averaged over the weeks in the range; Monday first"
+    )

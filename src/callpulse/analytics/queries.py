@@ -7,7 +7,7 @@ question (totals, a time series, per number, per region, histograms) is one oute
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any
 
 from callpulse.analytics.models import Filters
@@ -46,6 +46,9 @@ class Counters:
             int(calls), int(completed), int(failed), int(duration_s), float(mos_sum),
             int(mos_n), int(repeats), int(duration_n), int(problems),
         )  # fmt: skip
+
+    def __add__(self, other: Counters) -> Counters:
+        return Counters(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
 
 @dataclass(frozen=True, slots=True)

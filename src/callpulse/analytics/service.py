@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from bisect import bisect_right
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from callpulse.analytics import listing
+from callpulse.analytics import erlang, listing, staffing
+from callpulse.analytics.buckets import bucket_starts
 from callpulse.analytics.models import (
     Bucket,
     BusiestHour,
@@ -18,11 +20,13 @@ from callpulse.analytics.models import (
     NumberRow,
     QuarantinePage,
     RegionRow,
+    StaffingPlan,
+    StaffingTarget,
     Summary,
     TimeseriesPoint,
     Totals,
 )
-from callpulse.analytics.queries import Counters, RangeQuery
+from callpulse.analytics.queries import HOUR_MS, Counters, RangeQuery
 from callpulse.analytics.stats import MOS_BIN, count_below, mos_bands, percentile, ratio
 from callpulse.config import Settings
 from callpulse.errors import CallpulseError
@@ -32,6 +36,7 @@ from callpulse.store.rollups import LEVELS, duration_bin_width
 
 EARLIEST_YEAR = 1970  # before that no call was placed; and the previous period stays in range
 MAX_POINTS = 5000  # a time series longer than this is a mistake in the bucket, not a chart
+MAX_STAFFING_HOURS = 24 * 402  # the API's 400 days, widened to whole hours
 
 
 class QueryError(CallpulseError, ValueError):
@@ -140,21 +145,27 @@ class Analytics:
         )
 
     def timeseries(
-        self, since: datetime, until: datetime, filters: Filters, bucket: Bucket
+        self,
+        since: datetime,
+        until: datetime,
+        filters: Filters,
+        bucket: Bucket,
+        zone: tzinfo = UTC,
     ) -> list[TimeseriesPoint]:
+        """Buckets start on whole minutes, hours or days of ``zone``'s wall clock."""
         if bucket not in LEVELS:  # time-series buckets are the rollup levels
             raise QueryError("bucket", f"bucket must be one of {', '.join(LEVELS)}")
         size = LEVELS[bucket]
         query = self._query(since, until, filters)
-        first = query.start_ms - query.start_ms % size
-        if (query.end_ms - first) / size > MAX_POINTS:
+        if (query.end_ms - query.start_ms) / size > MAX_POINTS:
             raise QueryError(
                 "bucket", f"more than {MAX_POINTS} {bucket}s in the range: use a coarser bucket"
             )
-        series = query.series(size)
+        starts = bucket_starts(query.start_ms, query.end_ms, bucket, zone)
+        sums = _per_bucket(query, starts, size)
         points = []
-        for start in range(first, query.end_ms, size):
-            c = series.get(start, Counters())
+        for start in starts:
+            c = sums.get(start, Counters())
             group = _group(c)
             points.append(
                 TimeseriesPoint(
@@ -183,6 +194,51 @@ class Analytics:
         rows = [RegionRow(region=region, **_group(c)) for region, c in groups.items()]
         return sorted(rows, key=lambda row: (-row.calls, row.region))
 
+    def staffing(
+        self,
+        since: datetime,
+        until: datetime,
+        filters: Filters,
+        *,
+        service_level: float = 0.8,
+        answer_within_s: float = 20.0,
+        max_occupancy: float = 0.85,
+        shrinkage: float = 0.0,
+        zone: tzinfo = UTC,
+    ) -> StaffingPlan:
+        """Erlang C agents per clock hour of ``zone`` in the range (widened to whole hours) and
+        per hour of the week; QueryError names a target parameter out of range."""
+        try:
+            target = erlang.Target(service_level, answer_within_s, max_occupancy, shrinkage)
+        except erlang.ErlangError as exc:
+            raise QueryError(exc.parameter, exc.reason) from None
+        query = self._query(since, until, filters)
+        if (query.end_ms - query.start_ms) // HOUR_MS > MAX_STAFFING_HOURS:
+            raise QueryError(
+                "since", f"more than {MAX_STAFFING_HOURS} hours in the range: move since or until"
+            )
+        starts = bucket_starts(query.start_ms, query.end_ms, "hour", zone)
+        end = starts[-1] + HOUR_MS  # whole hours: the last one runs to its end
+        whole = RangeQuery(self.store, starts[0], end, filters, self.use_rollups)
+        hourly = _per_bucket(whole, starts, HOUR_MS)
+        try:
+            intervals = staffing.intervals(hourly, starts, target)
+            profile = staffing.profile(hourly, starts, target, zone)
+        except staffing.TooMuchTraffic as exc:
+            raise QueryError("erlangs", str(exc)) from None
+        return StaffingPlan(
+            since=from_epoch_ms(starts[0]),
+            until=from_epoch_ms(end),
+            target=StaffingTarget(
+                service_level=service_level,
+                answer_within_s=answer_within_s,
+                max_occupancy=max_occupancy,
+                shrinkage=shrinkage,
+            ),
+            intervals=intervals,
+            profile=profile,
+        )
+
     def calls(
         self,
         since: datetime,
@@ -205,6 +261,18 @@ class Analytics:
 
     def quarantine(self, *, cursor: str | None = None, limit: int = 50) -> QuarantinePage:
         return listing.list_quarantine(self.store, cursor=cursor, limit=limit)
+
+
+def _per_bucket(query: RangeQuery, starts: list[int], size: int) -> dict[int, Counters]:
+    """Counters per bucket of ``starts`` (buckets of about ``size``, ascending)."""
+    # The coarsest stored level whose buckets nest in these: in UTC the bucket itself; in
+    # a zone half an hour off UTC, hours are made of minutes.
+    fine = max(s for s in LEVELS.values() if s <= size and all(b % s == 0 for b in starts))
+    sums: dict[int, Counters] = {}
+    for start, c in query.series(fine).items():
+        first = starts[bisect_right(starts, start) - 1]
+        sums[first] = sums[first] + c if first in sums else c
+    return sums
 
 
 def _scaled(bin_value: float | None) -> float | None:

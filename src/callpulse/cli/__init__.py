@@ -11,6 +11,7 @@ import click
 
 # Each module adds its commands to the root group when imported.
 from callpulse.cli import (  # noqa: F401
+    alerts,
     db,
     demo,
     emulate,

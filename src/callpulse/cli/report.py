@@ -1,9 +1,12 @@
-"""`callpulse report`: the call-center KPIs as terminal tables (or JSON)."""
+"""`callpulse report`: the call-center KPIs, or the staffing they call for, as terminal tables
+(or JSON)."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 from rich.console import Console
@@ -11,10 +14,11 @@ from rich.table import Table
 
 from callpulse.analytics import Analytics, QueryError
 from callpulse.analytics.filters import make_filters
-from callpulse.analytics.models import Totals
+from callpulse.analytics.models import StaffingFigures, StaffingPlan, Totals
 from callpulse.cli.base import cli, parse_moment, settings_of, store_of
 from callpulse.errors import CallpulseError
 from callpulse.export import iso_utc
+from callpulse.timezones import zone
 
 
 def _percent(value: float | None) -> str:
@@ -34,7 +38,15 @@ def _change(now: float | None, before: float | None, points: bool = False) -> st
 
 
 Row = tuple[str, str, str, str]
-_OPTIONS = {"to": "number", "account_sid": "account"}  # analytics' names for the options
+# analytics' names for the options
+_OPTIONS = {
+    "to": "number",
+    "account_sid": "account",
+    "service_level": "service-level",
+    "answer_within_s": "answer-within",
+    "max_occupancy": "max-occupancy",
+}
+_TARGET_OPTIONS = ("service_level", "answer_within_s", "max_occupancy", "shrinkage")
 
 
 def _compare(name: str, now: float | None, before: float | None, kind: str) -> Row:
@@ -99,6 +111,25 @@ def _kpi_rows(cur: Totals, prev: Totals) -> list[Row]:
 @click.option("--caller", help="Only calls from this number (E.164), or withheld.")
 @click.option("--account", "account_sid", help="Only this AccountSid (project).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON document.")
+@click.option(
+    "--staffing", is_flag=True, help="Erlang C agents per hour and per hour of the week instead."
+)
+@click.option(
+    "--service-level", type=float, help="With --staffing: share answered in time (default 0.8)."
+)
+@click.option(
+    "--answer-within",
+    "answer_within_s",
+    type=float,
+    help="With --staffing: the answer time in seconds (default 20).",
+)
+@click.option(
+    "--max-occupancy", type=float, help="With --staffing: the busiest agents may be (0.85)."
+)
+@click.option("--shrinkage", type=float, help="With --staffing: time off the phones (default 0).")
+@click.option(
+    "--tz", help="With --staffing: hours of this IANA time zone (default CALLPULSE_TIMEZONE)."
+)
 @click.pass_context
 def report(
     ctx: click.Context,
@@ -109,23 +140,50 @@ def report(
     caller: str | None,
     account_sid: str | None,
     as_json: bool,
+    staffing: bool,
+    service_level: float | None,
+    answer_within_s: float | None,
+    max_occupancy: float | None,
+    shrinkage: float | None,
+    tz: str | None,
 ) -> None:
-    """Success rate, call quality and volume for a period, against the period before.
+    """Success rate, call quality and volume for a period, against the period before; or, with
+    --staffing, the agents each hour needs for a service level (Erlang C).
 
     Example: callpulse report --since 7d --number +18005550100
     """
     until = until or datetime.now(UTC)
     since = since or until - timedelta(hours=24)
+    target = zip(_TARGET_OPTIONS, (service_level, answer_within_s, max_occupancy, shrinkage),
+                 strict=True)  # fmt: skip
+    given: dict[str, Any] = {name: value for name, value in target if value is not None}
+    if tz is not None:
+        given["tz"] = tz
+    if given and not staffing:
+        option = _OPTIONS.get(next(iter(given)), next(iter(given)))
+        raise CallpulseError(f"--{option}: only with --staffing")
+    try:
+        wall = zone(given.pop("tz", None) or settings_of(ctx).timezone)
+    except ValueError as exc:
+        raise CallpulseError(f"--tz: {exc}") from None
     with store_of(ctx) as store:
         analytics = Analytics(store, settings_of(ctx))
         try:
             filters = make_filters(account_sid, to, region, caller)
-            summary = analytics.summary(since, until, filters)
-            numbers = analytics.numbers(since, until, filters)
-            regions = analytics.regions(since, until, filters)
+            if staffing:
+                plan = analytics.staffing(since, until, filters, zone=wall, **given)
+            else:
+                summary = analytics.summary(since, until, filters)
+                numbers = analytics.numbers(since, until, filters)
+                regions = analytics.regions(since, until, filters)
         except QueryError as exc:
+            if exc.parameter == "erlangs":  # the calls, not an option, are at fault
+                raise CallpulseError(str(exc)) from None
             option = _OPTIONS.get(exc.parameter, exc.parameter)
             raise CallpulseError(f"--{option}: {exc}") from None
+    if staffing:
+        _print_staffing(plan, as_json, wall)
+        return
     if as_json:
         click.echo(
             json.dumps(
@@ -165,3 +223,61 @@ def report(
         by_region.add_row(r.region, str(r.calls), _percent(r.success_rate), _number(r.mos_mean),
                           _number(r.acd_s, 0))  # fmt: skip
     console.print(by_region)
+
+
+def _staffing_cells(row: StaffingFigures) -> list[str]:
+    agents = "—" if row.agents is None else str(row.agents)
+    rostered = "—" if row.scheduled is None else str(row.scheduled)
+    return [
+        _number(row.aht_s, 0), _number(row.erlangs), agents, rostered,
+        _percent(row.service_level), _percent(row.occupancy), _percent(row.p_wait),
+        _number(row.asa_s, 1),
+    ]  # fmt: skip
+
+
+_STAFFING_COLUMNS = ("AHT s", "Erl", "agents", "sched", "SL", "occ", "P(wait)", "ASA s")
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _compact(*first: str, title: str) -> Table:
+    """Ten columns or so fit 80 characters only without borders and edge padding."""
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=None,
+        padding=(0, 0, 0, 1),
+        header_style="bold underline",
+    )
+    for name in (*first, *_STAFFING_COLUMNS):
+        table.add_column(name, justify="left" if name in first[:1] else "right", no_wrap=True)
+    return table
+
+
+def _print_staffing(plan: StaffingPlan, as_json: bool, wall: ZoneInfo) -> None:
+    if as_json:
+        click.echo(json.dumps(plan.model_dump(mode="json"), indent=2))
+        return
+    t = plan.target
+    goal = (
+        f"{t.service_level:.0%} answered within {t.answer_within_s:g} s, occupancy at most "
+        f"{t.max_occupancy:.0%}, shrinkage {t.shrinkage:.0%}"
+    )
+    console = Console()
+    hours = _compact(
+        f"hour ({wall.key})",
+        "calls",
+        title=f"staffing {iso_utc(plan.since)} → {iso_utc(plan.until)}: {goal}",
+    )
+    for row in plan.intervals:
+        local = row.start.astimezone(wall).strftime("%Y-%m-%d %H:%M")
+        hours.add_row(local, str(row.calls), *_staffing_cells(row))
+    console.print(hours)
+    week = _compact("hour of week", "weeks", "calls", title="profile: per hour of the week")
+    for slot in plan.profile:
+        week.add_row(f"{_DAYS[slot.weekday]} {slot.hour:02d}:00", str(slot.weeks),
+                     _number(slot.calls, 1), *_staffing_cells(slot))  # fmt: skip
+    console.print(week)
+    console.print(
+        "CallDuration is the whole call (IVR and queue included): this is line staffing, "
+        "an upper bound on agents."
+    )

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import abc
 import base64
+import contextlib
 import enum
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callpulse.callback import CallRecord, Problem
 from callpulse.errors import CallpulseError
 from callpulse.store.rollups import Dialect
+
+if TYPE_CHECKING:
+    from callpulse.store.alerts import AlertBook
 
 
 class StoreUnavailable(CallpulseError):
@@ -378,3 +382,12 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def session_revoked(self, nonce: str) -> bool: ...
+
+    @abc.abstractmethod
+    def alert_book(
+        self, *, evaluation_round: bool = False, read_only: bool = False
+    ) -> contextlib.AbstractContextManager[AlertBook | None]:
+        """The alert tables in one short transaction. With ``evaluation_round`` it is the one
+        round running across processes and hosts: None when another holds it (PostgreSQL);
+        SQLite's BEGIN IMMEDIATE waits for the other instead, then sees what it stored.
+        ``read_only`` (reads for the API, CLI and metrics) takes no write lock on SQLite."""

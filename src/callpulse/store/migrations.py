@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from callpulse.regions import UNKNOWN, region_of
-from callpulse.store import rollups
+from callpulse.store import alerts, rollups
 
 # A step is SQL, or a function of the open connection (sqlite3 or psycopg) for what SQL can't do.
 Step = str | Callable[[Any], None]
@@ -368,4 +368,14 @@ POSTGRES_MIGRATIONS = (
             )""",
         ),
     ),
+)
+
+# Alerts: current state per (rule, scope), the transitions, silences and the notification outbox.
+SQLITE_MIGRATIONS = (
+    *SQLITE_MIGRATIONS,
+    Migration("0005_alerts", tuple(alerts.tables(rollups.SQLITE))),
+)
+POSTGRES_MIGRATIONS = (
+    *POSTGRES_MIGRATIONS,
+    Migration("0005_alerts", tuple(alerts.tables(rollups.POSTGRES))),
 )

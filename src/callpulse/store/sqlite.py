@@ -16,6 +16,7 @@ from typing import Any
 from callpulse.config import SYNCHRONOUS_MODES
 from callpulse.regions import region_of
 from callpulse.store import checkpoint, quarantine, rollups
+from callpulse.store.alerts import AlertBook
 from callpulse.store.base import (
     RECONCILED,
     CallWrite,
@@ -506,3 +507,20 @@ class SQLiteStore(Store):
         with self._reading() as conn:
             row = conn.execute("SELECT 1 FROM revoked_sessions WHERE nonce = ?", (nonce,))
             return row.fetchone() is not None
+
+    @contextlib.contextmanager
+    def alert_book(
+        self, *, evaluation_round: bool = False, read_only: bool = False
+    ) -> Iterator[AlertBook | None]:
+        if read_only:  # a deferred transaction: one snapshot, no lock the writer waits on
+            with self._reading() as conn:
+                conn.execute("BEGIN")
+                try:
+                    yield AlertBook(conn, rollups.SQLITE)
+                finally:
+                    conn.execute("COMMIT")
+            return
+        # BEGIN IMMEDIATE: one writer of the alert tables at a time, rounds included; kept
+        # short (the figures are read before), so the ingest writer waits at most a moment.
+        with self._maintenance() as conn:
+            yield AlertBook(conn, rollups.SQLITE)

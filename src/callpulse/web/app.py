@@ -14,6 +14,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Mount, Route
 
 from callpulse import metrics
+from callpulse.alerts.periodic import PeriodicAlerts
 from callpulse.analytics import Analytics
 from callpulse.config import Settings, load_settings
 from callpulse.ingest import Ingestor, gate_for
@@ -37,12 +38,15 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
     ingestor = Ingestor(gate_for(settings, allow_unsigned), writer)
     access = Access(settings.api_token, allow_unsigned, settings.public_url, revocations=store)
     analytics = Analytics(store, settings)
+    alerting = PeriodicAlerts.from_settings(store, analytics, settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         writer.start()
         if reconciler is not None:
             reconciler.start(writer, asyncio.get_running_loop())
+        if alerting is not None:
+            alerting.start()
         metrics.DATABASE_UP.set(1)
         # What exists now (modules, the app, settings) lives as long as the process: keep it out
         # of the cyclic GC, whose full collections otherwise stop the event loop for ~20 ms.
@@ -55,6 +59,8 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
                 # Off the event loop: the reconcile thread's last batch needs the loop and the
                 # writer to finish before it can stop.
                 await asyncio.to_thread(reconciler.stop)
+            if alerting is not None:
+                await asyncio.to_thread(alerting.stop)
             writer.stop()
             store.close()
 
@@ -68,8 +74,8 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
             Route("/healthz", health.healthz),
             Route("/readyz", health.readyz),
             Route("/metrics", health.metrics_endpoint),
-            Mount("/api/v1", app=create_api(analytics, access)),
-            *dashboard_routes(access, signatures_checked=bool(settings.signing_keys)),
+            Mount("/api/v1", app=create_api(analytics, access, settings.alerts)),
+            *dashboard_routes(access, settings),
         ],
         exception_handlers={HTTPException: http.http_error, ClientDisconnect: http.client_gone},
         lifespan=lifespan,

@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from callpulse.config import Settings
 from callpulse.store.base import StoreUnavailable
 from callpulse.web.auth import CLOSED_MESSAGE, SESSION_COOKIE, Access, AccessDenied
 from callpulse.web.http import read_limited
@@ -65,7 +66,14 @@ def _login_page(message: str = "", status: int = 200, form: bool = True) -> HTML
     )
 
 
-def dashboard_routes(access: Access, signatures_checked: bool) -> list[BaseRoute]:
+def dashboard_routes(access: Access, settings: Settings) -> list[BaseRoute]:
+    signatures_checked = bool(settings.signing_keys)
+    # What the page needs of the settings: its default zone and where a line turns red.
+    page_settings = {
+        "timezone": settings.timezone,
+        "target_success": str(settings.target_success_rate),
+        "max_poor": str(settings.max_poor_rate),
+    }
     throttle = FailureThrottle(LOGIN_FAILURES_PER_MINUTE, window_s=60.0)
 
     async def page(request: Request) -> Response:
@@ -91,6 +99,7 @@ def dashboard_routes(access: Access, signatures_checked: bool) -> list[BaseRoute
             _DASHBOARD.substitute(
                 banners="".join(_banner(text) for text in banners),
                 logout_hidden="" if access.configured else "hidden",
+                **{key: html.escape(value) for key, value in page_settings.items()},
             )
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -10,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from callpulse import metrics
+from callpulse.alerts.overview import state_counts
+from callpulse.alerts.rules import Rule
 from callpulse.analytics import Analytics, Filters
 from callpulse.store.base import StoreUnavailable
 from callpulse.store.writer import BatchWriter
@@ -43,7 +46,9 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready"})
 
 
-def _refresh_gauges(writer: BatchWriter, analytics: Analytics, kpis: bool) -> None:
+def _refresh_gauges(
+    writer: BatchWriter, analytics: Analytics, kpis: bool, rules: Sequence[Rule]
+) -> None:
     metrics.SPOOL_DEPTH.set(writer.spool.depth())
     metrics.DATABASE_UP.set(1 if writer.database_ok else 0)
     try:
@@ -53,6 +58,7 @@ def _refresh_gauges(writer: BatchWriter, analytics: Analytics, kpis: bool) -> No
         if kpis:  # a query over the last hour's calls: only for those who may see them
             now = datetime.now(UTC)
             metrics.set_last_hour(analytics.totals(now - timedelta(hours=1), now, Filters()))
+            metrics.set_alerts(state_counts(writer.store, rules))
     except StoreUnavailable:
         pass  # the database_up gauge already tells
 
@@ -68,5 +74,8 @@ def _shows_kpis(request: Request) -> bool:
 
 async def metrics_endpoint(request: Request) -> Response:
     kpis = _shows_kpis(request)
-    await run_in_threadpool(_refresh_gauges, _writer(request), request.app.state.analytics, kpis)
+    app = request.app.state
+    await run_in_threadpool(
+        _refresh_gauges, _writer(request), app.analytics, kpis, app.settings.alerts
+    )
     return Response(metrics.exposition(kpis), media_type=CONTENT_TYPE_LATEST)

@@ -1,6 +1,6 @@
-"""The JSON API under ``/api/v1``: KPIs, time series, per-number and per-region rows, calls and
-the quarantine. Responses are the analytics models as they are, so the OpenAPI document at
-``/api/v1/openapi.json`` is generated from the same types the queries return.
+"""The JSON API under ``/api/v1``: KPIs, time series, per-number and per-region rows, staffing,
+calls, the quarantine and the alerts. Responses are the analytics models as they are, so the
+OpenAPI document at ``/api/v1/openapi.json`` is generated from the same types the queries return.
 
 Endpoints are plain ``def``: FastAPI runs them in its thread pool, so the blocking queries never
 hold up the event loop (nor the callback receiver sharing it). So is the credentials check (a
@@ -10,12 +10,18 @@ they run on the loop without a thread hop.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
+from callpulse.alerts.overview import MAX_HISTORY, Alerts, overview
+from callpulse.alerts.rules import Rule
 from callpulse.analytics import Analytics, BadCursor, QueryError
+from callpulse.analytics.erlang import MIN_OCCUPANCY
 from callpulse.analytics.models import (
     Bucket,
     CallItem,
@@ -24,16 +30,19 @@ from callpulse.analytics.models import (
     NumberRow,
     QuarantinePage,
     RegionRow,
+    StaffingPlan,
     Summary,
     TimeseriesPoint,
 )
 from callpulse.web.api import errors
 from callpulse.web.api.params import (
+    MAX_ANSWER_S,
     MAX_LIMIT,
     TimeRange,
     account,
     filters,
     time_range,
+    time_zone,
 )
 from callpulse.web.auth import SESSION_COOKIE, Access
 
@@ -52,7 +61,7 @@ CursorParam = Annotated[
 LimitParam = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size, 1-{MAX_LIMIT}")]
 
 
-def create_api(analytics: Analytics, access: Access) -> FastAPI:
+def create_api(analytics: Analytics, access: Access, rules: Sequence[Rule] = ()) -> FastAPI:
     def authorized(
         request: Request,
         response: Response,
@@ -89,10 +98,11 @@ def create_api(analytics: Analytics, access: Access) -> FastAPI:
     def timeseries(
         span: RangeParam,
         where: FiltersParam,
+        tz: Annotated[ZoneInfo, Depends(time_zone)],
         bucket: Annotated[Bucket, Query(description="bucket size")] = "hour",
     ) -> list[TimeseriesPoint]:
-        """Volume, success rate and MOS per minute, hour or day (UTC)."""
-        return analytics.timeseries(span.since, span.until, where, bucket)
+        """Volume, success rate and MOS per minute, hour or day of a time zone (UTC)."""
+        return analytics.timeseries(span.since, span.until, where, bucket, tz)
 
     @api.get("/numbers", response_model=list[NumberRow])
     def numbers(span: RangeParam, where: FiltersParam) -> list[NumberRow]:
@@ -103,6 +113,34 @@ def create_api(analytics: Analytics, access: Access) -> FastAPI:
     def regions(span: RangeParam, where: FiltersParam) -> list[RegionRow]:
         """One row per caller region (ISO country code from the caller's number)."""
         return analytics.regions(span.since, span.until, where)
+
+    @api.get("/staffing", response_model=StaffingPlan)
+    def staffing(
+        span: RangeParam,
+        where: FiltersParam,
+        tz: Annotated[ZoneInfo, Depends(time_zone)],
+        service_level: Annotated[
+            float, Query(gt=0, lt=1, description="fraction of calls to answer in time")
+        ] = 0.8,
+        answer_within_s: Annotated[
+            float, Query(ge=0, le=MAX_ANSWER_S, description="the answer time, seconds")
+        ] = 20,
+        max_occupancy: Annotated[
+            float,
+            Query(ge=MIN_OCCUPANCY, le=1, description="the largest share of time agents are busy"),
+        ] = 0.85,
+        shrinkage: Annotated[
+            float, Query(ge=0, lt=1, description="share of paid time off the phones")
+        ] = 0,
+    ) -> StaffingPlan:
+        """Erlang C agents per clock hour of a time zone (the range widened to whole hours) and
+        per hour of the week; durations are whole calls, so this is line staffing, an upper
+        bound."""
+        return analytics.staffing(
+            span.since, span.until, where,
+            service_level=service_level, answer_within_s=answer_within_s,
+            max_occupancy=max_occupancy, shrinkage=shrinkage, zone=tz,
+        )  # fmt: skip
 
     @api.get("/calls", response_model=CallPage)
     def calls(
@@ -153,5 +191,18 @@ def create_api(analytics: Analytics, access: Access) -> FastAPI:
             raise QueryError(
                 "cursor", "not a cursor of this listing: pass next_cursor as it came, unchanged"
             ) from None
+
+    @api.get("/alerts", response_model=Alerts)
+    def alerts(
+        limit: Annotated[
+            int, Query(ge=1, le=MAX_HISTORY, description=f"history entries, 1-{MAX_HISTORY}")
+        ] = 50,
+        rule: Annotated[
+            str | None,
+            Query(description="only this rule", pattern=r"^[A-Za-z0-9_.-]{1,64}$"),
+        ] = None,
+    ) -> Alerts:
+        """Pending and firing alerts, and the transitions of the alert rules, newest first."""
+        return overview(analytics.store, datetime.now(UTC), limit=limit, rule=rule, rules=rules)
 
     return api

@@ -6,17 +6,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Query
 
 from callpulse.analytics import QueryError
+from callpulse.analytics.erlang import MIN_OCCUPANCY
 from callpulse.analytics.filters import make_filters
 from callpulse.analytics.models import Filters
 from callpulse.analytics.service import EARLIEST_YEAR
+from callpulse.timezones import MAX_NAME as MAX_ZONE_NAME
+from callpulse.timezones import zone
 
 DEFAULT_SPAN = timedelta(hours=24)
 MAX_SPAN = timedelta(days=400)
 MAX_LIMIT = 500
+MAX_ANSWER_S = 86400  # a service-level answer time beyond a day is a typo
 # Far from datetime's end (year 9999), so no offset, default span or previous period overflows.
 LATEST_YEAR = 9000
 
@@ -30,6 +35,11 @@ HINTS = {
     "status": "a call status such as completed or failed",
     "cursor": "the next_cursor of the previous page, unchanged",
     "call_sid": "a CallSid: up to 64 letters, digits, '_' or '-'",
+    "service_level": "a fraction above 0 and below 1, such as 0.8",
+    "answer_within_s": f"seconds from 0 to {MAX_ANSWER_S}, such as 20",
+    "max_occupancy": f"a fraction from {MIN_OCCUPANCY} to 1, such as 0.85",
+    "shrinkage": "a fraction from 0 to below 1, such as 0.3",
+    "tz": "an IANA time zone name such as Europe/Berlin",
 }
 
 
@@ -64,6 +74,24 @@ async def time_range(
             "since", f"the range may cover at most {MAX_SPAN.days} days: move since or until"
         )
     return TimeRange(start, end)
+
+
+async def time_zone(
+    tz: Annotated[
+        str | None,
+        Query(
+            description="IANA time zone whose minutes, hours and days the buckets follow "
+            "(default UTC), e.g. Europe/Berlin",
+            max_length=MAX_ZONE_NAME,
+        ),
+    ] = None,
+) -> ZoneInfo:
+    if tz is None:
+        return ZoneInfo("UTC")
+    try:
+        return zone(tz)
+    except ValueError as exc:
+        raise QueryError("tz", str(exc)) from None
 
 
 async def account(

@@ -1,0 +1,1 @@
+"""Alert rules over the call KPIs: rules, a pure evaluator, stored state and notifications."""
