@@ -46,6 +46,12 @@ def outcomes(*names: str) -> list[float]:
     return [counted("callpulse_callbacks_total", outcome=name) for name in names]
 
 
+def calls_counted() -> list[float]:
+    return [
+        counted("callpulse_calls_total", status=name) for name in ("completed", "failed", "other")
+    ]
+
+
 def problems_counted(*fields: str) -> list[float]:
     return [counted("callpulse_data_problems_total", field=name) for name in fields]
 
@@ -76,12 +82,16 @@ def test_a_new_call_is_inserted_a_retry_is_a_duplicate_a_change_an_update(
 ) -> None:
     ingestor = Ingestor(GATE, writer)
     fields = callback_fields()
-    before = outcomes("inserted", "duplicate", "updated")
+    before, calls_before = outcomes("inserted", "duplicate", "updated"), calls_counted()
     assert handle(ingestor, form(fields)) == Answer(200, {"result": "inserted"})
     assert handle(ingestor, form(fields)) == Answer(200, {"result": "duplicate"})
     changed = dict(fields, CallStatus="failed", CallDuration="0", AudioInMos="")
     assert handle(ingestor, form(changed)) == Answer(200, {"result": "updated"})
     assert since(before, outcomes("inserted", "duplicate", "updated")) == [1, 1, 1]
+    # one call, counted by the status it arrived with: a retry or a correction is no new call
+    assert since(calls_before, calls_counted()) == [1, 0, 0]
+    assert handle(ingestor, form(callback_fields(CallStatus="busy"))).body["result"] == "inserted"
+    assert since(calls_before, calls_counted()) == [1, 0, 1]
     stored = writer.store.get_call(fields["AccountSid"], fields["CallSid"])
     assert stored is not None and stored.version == 2
     record = stored.record
@@ -275,19 +285,22 @@ def test_a_call_stored_nowhere_is_answered_503(
     assert message.startswith(f"callback {fields['CallSid']} not stored: database and spool both")
 
 
-def test_a_spooled_call_is_answered_with_its_problems(tmp_path: Path) -> None:
+def test_a_spooled_call_is_answered_and_counted_once(tmp_path: Path) -> None:
     writer = open_writer(tmp_path)
     blocker = sqlite3.connect(tmp_path / "calls.db", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
+    calls_before = calls_counted()
     try:
-        answer = handle(Ingestor(GATE, writer), form(callback_fields(CallDuration="")))
+        answer = handle(
+            Ingestor(GATE, writer), form(callback_fields(CallStatus="failed", CallDuration="7"))
+        )
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
         writer.stop()  # the spool drains into the database
-    problem = {"field": "CallDuration", "value": "", "why": "missing"}
-    assert answer == Answer(200, {"result": "spooled", "problems": [problem]})
+    assert answer == Answer(200, {"result": "spooled"})
     assert writer.store.count_calls() == 1
+    assert since(calls_before, calls_counted()) == [0, 1, 0]  # once, not again when drained
 
 
 def test_every_answer_is_timed(writer: BatchWriter) -> None:
