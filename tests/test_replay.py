@@ -61,8 +61,7 @@ def _schema_0002(store: Any) -> None:
     """The schema as it was before data problems: migrations 0001 and 0002 only."""
     sqlite = isinstance(store, SQLiteStore)
     migrations = SQLITE_MIGRATIONS if sqlite else POSTGRES_MIGRATIONS
-    context = store._maintenance() if sqlite else store._conn()
-    with context as conn:
+    with store._transaction() as conn:
         store._applied(conn)
         for migration in migrations[:2]:
             for step in migration.statements:

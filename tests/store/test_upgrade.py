@@ -36,7 +36,7 @@ def test_sqlite_upgrade_keeps_calls_and_builds_rollups(tmp_path: Any) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     store = open_store(Settings(database_url=url))
     assert isinstance(store, SQLiteStore)
-    with store._maintenance() as conn:
+    with store._transaction() as conn:
         old_schema(store, conn, SQLITE_MIGRATIONS, "?", datetime.now(UTC).isoformat())
         for n, (sid, caller, started, status, duration, mos) in enumerate(OLD_CALLS):
             conn.execute(

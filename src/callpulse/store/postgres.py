@@ -8,7 +8,6 @@ winner's commit and then sees its row. ``calls`` is partitioned by month of star
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,29 +21,19 @@ from callpulse.regions import region_of
 from callpulse.store import quarantine, rollups
 from callpulse.store.alerts import ALERT_ROUND_LOCK, AlertBook
 from callpulse.store.base import (
-    EVERY_CALL,
     RECONCILED,
-    CallSelection,
     CallWrite,
-    MigrationState,
-    QuarantineEntry,
-    QuarantineWrite,
     SaveResult,
-    Store,
-    StoredCall,
     StoreRefused,
     StoreUnavailable,
     WriteOp,
     call_key,
-    quarantine_entry_from_row,
     split_new_calls,
-    stored_call_from_row,
 )
+from callpulse.store.core import SqlStore
 from callpulse.store.dialect import POSTGRES, REPEAT_WINDOW_MS, to_epoch_ms
-from callpulse.store.migrations import POSTGRES_MIGRATIONS, run_step
-from callpulse.store.problems import problems_to_json
+from callpulse.store.migrations import POSTGRES_MIGRATIONS
 
-MIGRATION_LOCK = 0x63616C6C70  # pg_advisory_xact_lock key: one upgrader at a time
 PARTITIONS_AHEAD = 2  # months of partitions created before calls arrive for them
 # Months before the current one that get a partition of their own when calls arrive for them;
 # calls outside the window (reconciled long ago, stray clocks) go to the default partition.
@@ -52,10 +41,6 @@ PARTITIONS_BEHIND = 13
 DEFAULT_PARTITION = "calls_default"
 RETRIES = 3  # deadlocks between racing batches are retried before giving up
 
-_CALL_COLUMNS = (
-    "c.from_number, c.to_number, c.started_at, c.status, c.duration_s, c.mos, c.extra, "
-    "c.received_at, c.source, c.version, c.problems"
-)
 _VERSION_COLUMNS = (
     "account_sid, from_number, to_number, started_at, status, duration_s, mos, extra, "
     "received_at, source, problems, fingerprint, version"
@@ -107,18 +92,6 @@ def caller_stripes(calls: Iterable[CallWrite]) -> list[int]:
     )
 
 
-# The newest entry that no longer fits in the quarantine's bytes with all newer ones (0: none).
-_OVER_BYTES = (
-    "SELECT coalesce(max(id), 0) FROM (SELECT id, sum(octet_length(body) "
-    "+ octet_length(headers::text) + octet_length(url) + octet_length(errors::text)) "
-    "OVER (ORDER BY id DESC ROWS UNBOUNDED PRECEDING) AS total FROM quarantine) AS sized "
-    "WHERE total > %s"
-)
-_QUARANTINE_SELECT = (
-    "SELECT id, received_at, reason, errors, method, url, headers, body, body_size FROM quarantine"
-)
-
-
 def month_start(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
@@ -148,8 +121,9 @@ def _safe_url(url: str) -> str:
     return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
-class PostgresStore(Store):
+class PostgresStore(SqlStore):
     dialect = POSTGRES
+    migrations = POSTGRES_MIGRATIONS
 
     def __init__(
         self,
@@ -162,12 +136,14 @@ class PostgresStore(Store):
         quarantine_max_body_bytes: int = quarantine.DEFAULT_MAX_BODY_BYTES,
         quarantine_max_bytes: int = quarantine.DEFAULT_MAX_BYTES,
     ) -> None:
+        super().__init__(
+            quarantine_max_entries=quarantine_max_entries,
+            quarantine_retention=quarantine_retention,
+            quarantine_max_body_bytes=quarantine_max_body_bytes,
+            quarantine_max_bytes=quarantine_max_bytes,
+        )
         self.url = url
         self._label = _safe_url(url)
-        self._quarantine_max = quarantine_max_entries
-        self._quarantine_retention = quarantine_retention
-        self.quarantine_max_body_bytes = quarantine_max_body_bytes
-        self._quarantine_max_bytes = quarantine_max_bytes
         self._timeout = connect_timeout_s
         self._partitions: set[str] = set()
         self._pool = ConnectionPool(
@@ -200,6 +176,22 @@ class PostgresStore(Store):
             raise _unavailable(self._label, self._why_no_connection() or exc) from exc
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise _unavailable(self._label, exc) from exc
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._conn() as conn:
+            try:
+                yield conn
+            except psycopg.Error as exc:
+                raise _unavailable(self._label, exc) from exc
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._connection() as conn, conn.transaction():
+            yield conn
+
+    def _schema_ready(self) -> None:
+        self.ensure_partitions(self._months_ahead())
 
     def _why_no_connection(self) -> psycopg.Error | None:
         """The pool only says it timed out; one direct attempt tells why (refused, no such db)."""
@@ -282,22 +274,6 @@ class PostgresStore(Store):
                 rest.append(index)
         return sorted(rest)
 
-    @staticmethod
-    def _values(op: CallWrite) -> tuple[Any, ...]:
-        r = op.record
-        return (
-            r.from_number,
-            r.to_number,
-            r.started_at,
-            r.status,
-            r.duration_s,
-            r.mos,
-            json.dumps(r.extra, sort_keys=True),
-            op.received_at,
-            op.source,
-            problems_to_json(r.problems),
-        )
-
     def _write_known(self, conn: psycopg.Connection[Any], op: CallWrite) -> SaveResult:
         r = op.record
         if op.source == RECONCILED:
@@ -341,37 +317,6 @@ class PostgresStore(Store):
                 ms = to_epoch_ms(start)
                 conn.execute(_REFRESH_REPEATS, (r.account_sid, caller, ms, ms + REPEAT_WINDOW_MS))
         return SaveResult.UPDATED
-
-    def _write_quarantine(self, conn: psycopg.Connection[Any], op: QuarantineWrite) -> SaveResult:
-        op = quarantine.bounded(op, self.quarantine_max_body_bytes)
-        conn.execute(
-            "INSERT INTO quarantine (received_at, reason, errors, method, url, headers, body, "
-            "body_size) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                op.received_at,
-                op.reason,
-                json.dumps(op.errors),
-                op.method,
-                op.url,
-                json.dumps(op.headers),
-                op.body,
-                op.body_size,
-            ),
-        )
-        return SaveResult.QUARANTINED
-
-    def _enforce_quarantine_bounds(self, conn: psycopg.Connection[Any]) -> None:
-        cutoff = datetime.now(UTC) - self._quarantine_retention
-        dropped = conn.execute(
-            "DELETE FROM quarantine WHERE id <= (SELECT max(id) FROM quarantine) - %s "
-            f"OR received_at < %s OR id <= ({_OVER_BYTES})",
-            (self._quarantine_max, cutoff, self._quarantine_max_bytes),
-        ).rowcount
-        if dropped:
-            conn.execute(
-                "UPDATE counters SET value = value + %s WHERE name = 'quarantine_dropped'",
-                (dropped,),
-            )
 
     # -- partitions -------------------------------------------------------------------------
 
@@ -487,50 +432,6 @@ class PostgresStore(Store):
                 conn.execute("DELETE FROM call_keys WHERE call_id = ANY(%s)", (ids,))
         return len(rows)
 
-    # -- schema -----------------------------------------------------------------------------
-
-    def upgrade(self) -> list[str]:
-        applied_now = []
-        try:
-            with self._conn() as conn, conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-                applied = self._applied(conn)
-                for migration in POSTGRES_MIGRATIONS:
-                    if migration.name in applied:
-                        continue
-                    for step in migration.statements:
-                        run_step(conn, step)
-                    conn.execute(
-                        "INSERT INTO migrations (name, applied_at) VALUES (%s, now())",
-                        (migration.name,),
-                    )
-                    applied_now.append(migration.name)
-        except psycopg.Error as exc:
-            raise _unavailable(self._label, exc) from exc
-        self.ensure_partitions(self._months_ahead())
-        return applied_now
-
-    @staticmethod
-    def _applied(conn: psycopg.Connection[Any]) -> dict[str, datetime]:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS migrations "
-            "(name text PRIMARY KEY, applied_at timestamptz NOT NULL)"
-        )
-        rows = conn.execute("SELECT name, applied_at FROM migrations").fetchall()
-        return {name: applied_at for name, applied_at in rows}
-
-    def migration_status(self) -> list[MigrationState]:
-        with self._conn() as conn:
-            applied = self._applied(conn)
-        return [MigrationState(m.name, applied.get(m.name)) for m in POSTGRES_MIGRATIONS]
-
-    def ping(self) -> None:
-        with self._conn() as conn:
-            try:
-                conn.execute("SELECT count(*) FROM migrations").fetchone()
-            except psycopg.Error as exc:
-                raise _unavailable(self._label, exc) from exc
-
     # -- reads ------------------------------------------------------------------------------
 
     def _locate_call(self, account_sid: str, call_sid: str) -> tuple[str, list[Any]]:
@@ -541,101 +442,19 @@ class PostgresStore(Store):
             [account_sid, call_sid],
         )
 
-    def _rows(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._conn() as conn:
-            try:
-                return conn.execute(query, params).fetchall()
-            except psycopg.Error as exc:
-                raise _unavailable(self._label, exc) from exc
-
-    def rebuild_rollups(self) -> None:
-        try:
-            with self._conn() as conn, conn.transaction():
-                conn.execute("LOCK TABLE calls IN EXCLUSIVE MODE")  # reads go on, writes wait
-                for statement in rollups.rebuild_statements(POSTGRES):
-                    conn.execute(statement)
-        except psycopg.Error as exc:
-            raise _unavailable(self._label, exc) from exc
-
-    def iter_calls(
-        self, batch_size: int = 1000, selection: CallSelection = EVERY_CALL
-    ) -> Iterator[StoredCall]:
-        where, params = selection.where(self.dialect)
-        with self._conn() as conn, conn.transaction():
-            cursor = conn.cursor(name="callpulse_export")
+    def _stream(
+        self, query: str, params: Sequence[Any], batch_size: int
+    ) -> Iterator[tuple[Any, ...]]:
+        with self._transaction() as conn:
+            cursor = conn.cursor(name="callpulse_export")  # server-side: rows as they are read
             cursor.itersize = batch_size
-            cursor.execute(
-                f"SELECT c.account_sid, c.call_sid, {_CALL_COLUMNS} FROM calls c{where} "
-                "ORDER BY c.started_at, c.call_id",
-                params,
-            )
-            for row in cursor:
-                yield stored_call_from_row(row[0], row[1], row[2:])
-
-    def get_call(self, account_sid: str, call_sid: str) -> StoredCall | None:
-        rows = self._rows(
-            f"SELECT {_CALL_COLUMNS} FROM calls c JOIN call_keys k USING (account_sid, call_id) "
-            "WHERE k.account_sid = %s AND k.call_sid = %s AND c.started_at = k.started_at",
-            (account_sid, call_sid),
-        )
-        return stored_call_from_row(account_sid, call_sid, rows[0]) if rows else None
-
-    def call_history(self, account_sid: str, call_sid: str) -> list[StoredCall]:
-        rows = self._rows(
-            "SELECT h.from_number, h.to_number, h.started_at, h.status, h.duration_s, h.mos, "
-            "h.extra, h.received_at, h.source, h.version, h.problems FROM call_history h "
-            "JOIN call_keys k USING (call_id) WHERE k.account_sid = %s AND k.call_sid = %s "
-            "ORDER BY h.version",
-            (account_sid, call_sid),
-        )
-        return [stored_call_from_row(account_sid, call_sid, row) for row in rows]
-
-    def count_calls(self, selection: CallSelection = EVERY_CALL) -> int:
-        where, params = selection.where(self.dialect)
-        return int(self._rows(f"SELECT count(*) FROM calls{where}", params)[0][0])
-
-    def list_quarantine(
-        self, limit: int = 50, before_id: int | None = None
-    ) -> list[QuarantineEntry]:
-        rows = self._rows(
-            f"{_QUARANTINE_SELECT} WHERE id < %s ORDER BY id DESC LIMIT %s",
-            (before_id if before_id is not None else 2**63 - 1, limit),
-        )
-        return [quarantine_entry_from_row(row) for row in rows]
-
-    def get_quarantine(self, entry_id: int) -> QuarantineEntry | None:
-        rows = self._rows(f"{_QUARANTINE_SELECT} WHERE id = %s", (entry_id,))
-        return quarantine_entry_from_row(rows[0]) if rows else None
-
-    def delete_quarantine(self, entry_id: int) -> None:
-        self._rows("DELETE FROM quarantine WHERE id = %s RETURNING id", (entry_id,))
-
-    def quarantine_counts(self) -> tuple[int, int]:
-        ((kept, dropped),) = self._rows(
-            "SELECT (SELECT count(*) FROM quarantine), "
-            "(SELECT value FROM counters WHERE name = 'quarantine_dropped')"
-        )
-        return int(kept), int(dropped)
+            cursor.execute(query, params)
+            yield from cursor
 
     def close(self) -> None:
         if self._opened:
             self._pool.close()
             self._opened = False
-
-    def revoke_session(self, nonce: str, expires_at: datetime) -> None:
-        try:
-            with self._conn() as conn, conn.transaction():
-                conn.execute("DELETE FROM revoked_sessions WHERE expires_at < now()")
-                conn.execute(
-                    "INSERT INTO revoked_sessions (nonce, expires_at) VALUES (%s, %s) "
-                    "ON CONFLICT (nonce) DO NOTHING",
-                    (nonce, expires_at),
-                )
-        except psycopg.Error as exc:
-            raise _unavailable(self._label, exc) from exc
-
-    def session_revoked(self, nonce: str) -> bool:
-        return bool(self._rows("SELECT 1 FROM revoked_sessions WHERE nonce = %s", (nonce,)))
 
     @contextlib.contextmanager
     def alert_book(

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,34 +17,21 @@ from callpulse.regions import region_of
 from callpulse.store import checkpoint, quarantine, rollups
 from callpulse.store.alerts import AlertBook
 from callpulse.store.base import (
-    EVERY_CALL,
     RECONCILED,
-    CallSelection,
     CallWrite,
-    MigrationState,
-    QuarantineEntry,
-    QuarantineWrite,
     SaveResult,
-    Store,
-    StoredCall,
     StoreRefused,
     StoreUnavailable,
     WriteOp,
     call_key,
     prune_boundary,
-    quarantine_entry_from_row,
     split_new_calls,
-    stored_call_from_row,
 )
 from callpulse.store.checkpoint import Checkpointer
-from callpulse.store.dialect import REPEAT_WINDOW_MS, SQLITE, from_epoch_ms, to_epoch_ms
-from callpulse.store.migrations import SQLITE_MIGRATIONS, run_step
-from callpulse.store.problems import problems_to_json
+from callpulse.store.core import SqlStore
+from callpulse.store.dialect import REPEAT_WINDOW_MS, SQLITE, to_epoch_ms
+from callpulse.store.migrations import SQLITE_MIGRATIONS
 
-_CALL_COLUMNS = (
-    "account_sid, call_sid, from_number, to_number, started_at, status, duration_s, mos, extra, "
-    "received_at, source, version, problems"
-)
 _VERSION_COLUMNS = (
     "from_number, to_number, started_at, status, duration_s, mos, extra, received_at, source, "
     "problems, fingerprint, version"
@@ -58,10 +44,6 @@ _REFUSALS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
 # UnicodeEncodeError) fails before it reaches the database: refused just the same.
 _VALUE_ERRORS = (ValueError, OverflowError)
 # Rows come back with times in epoch milliseconds and JSON as text.
-_call = functools.partial(stored_call_from_row, decode_time=from_epoch_ms, decode_json=json.loads)
-_entry = functools.partial(
-    quarantine_entry_from_row, decode_time=from_epoch_ms, decode_json=json.loads
-)
 _NEW_COLUMNS = (
     "call_key, account_sid, call_sid, from_number, to_number, started_at, status, duration_s, "
     "mos, extra, received_at, source, problems, region, fingerprint"
@@ -81,17 +63,11 @@ _INSERT_NEW = (
 
 
 _REFRESH_REPEATS = rollups.refresh_repeats(SQLITE)
-# The newest entry that no longer fits in the quarantine's bytes with all newer ones (0: none).
-# length() of a BLOB reads no content; of TEXT it counts characters (headers are mostly ASCII).
-_OVER_BYTES = (
-    "SELECT coalesce(max(id), 0) FROM (SELECT id, sum(length(body) + length(headers) "
-    "+ length(url) + length(errors)) OVER (ORDER BY id DESC ROWS UNBOUNDED PRECEDING) AS total "
-    "FROM quarantine) WHERE total > ?"
-)
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SqlStore):
     dialect = SQLITE
+    migrations = SQLITE_MIGRATIONS
 
     def __init__(
         self,
@@ -104,13 +80,15 @@ class SQLiteStore(Store):
         quarantine_max_body_bytes: int = quarantine.DEFAULT_MAX_BODY_BYTES,
         quarantine_max_bytes: int = quarantine.DEFAULT_MAX_BYTES,
     ) -> None:
+        super().__init__(
+            quarantine_max_entries=quarantine_max_entries,
+            quarantine_retention=quarantine_retention,
+            quarantine_max_body_bytes=quarantine_max_body_bytes,
+            quarantine_max_bytes=quarantine_max_bytes,
+        )
         self.path = path
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
-        self._quarantine_max = quarantine_max_entries
-        self._quarantine_retention = quarantine_retention
-        self.quarantine_max_body_bytes = quarantine_max_body_bytes
-        self._quarantine_max_bytes = quarantine_max_bytes
         if synchronous not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}")
         self._local = threading.local()
@@ -154,16 +132,16 @@ class SQLiteStore(Store):
         return conn
 
     @contextlib.contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
+    def _connection(self) -> Iterator[sqlite3.Connection]:
         try:
             yield self._reader
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"SQLite database {self.path}: {exc}") from exc
 
     @contextlib.contextmanager
-    def _maintenance(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction on this thread's connection, beside the writer thread's."""
-        with self._reading() as conn:
+        with self._connection() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -261,22 +239,6 @@ class SQLiteStore(Store):
         ).fetchall()
         return {(account, sid): call_id for account, sid, call_id in rows}
 
-    @staticmethod
-    def _values(op: CallWrite) -> tuple[Any, ...]:
-        r = op.record
-        return (
-            r.from_number,
-            r.to_number,
-            to_epoch_ms(r.started_at),
-            r.status,
-            r.duration_s,
-            r.mos,
-            json.dumps(r.extra, sort_keys=True),
-            to_epoch_ms(op.received_at),
-            op.source,
-            problems_to_json(r.problems),
-        )
-
     def _write_known(self, conn: sqlite3.Connection, op: CallWrite) -> SaveResult:
         r = op.record
         if op.source == RECONCILED:
@@ -315,85 +277,7 @@ class SQLiteStore(Store):
                 )
         return SaveResult.UPDATED
 
-    def _write_quarantine(self, conn: sqlite3.Connection, op: QuarantineWrite) -> SaveResult:
-        op = quarantine.bounded(op, self.quarantine_max_body_bytes)
-        conn.execute(
-            "INSERT INTO quarantine (received_at, reason, errors, method, url, headers, body, "
-            "body_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                to_epoch_ms(op.received_at),
-                op.reason,
-                json.dumps(op.errors),
-                op.method,
-                op.url,
-                json.dumps(op.headers),
-                op.body,
-                op.body_size,
-            ),
-        )
-        return SaveResult.QUARANTINED
-
-    def _enforce_quarantine_bounds(self, conn: sqlite3.Connection) -> None:
-        cutoff = to_epoch_ms(datetime.now(UTC) - self._quarantine_retention)
-        newest = conn.execute("SELECT max(id) FROM quarantine").fetchone()[0] or 0
-        dropped = conn.execute(
-            f"DELETE FROM quarantine WHERE id <= ? OR received_at < ? OR id <= ({_OVER_BYTES})",
-            (newest - self._quarantine_max, cutoff, self._quarantine_max_bytes),
-        ).rowcount
-        if dropped:
-            conn.execute(
-                "UPDATE counters SET value = value + ? WHERE name = 'quarantine_dropped'",
-                (dropped,),
-            )
-
-    # -- schema -----------------------------------------------------------------------------
-
-    def _applied(self, conn: sqlite3.Connection) -> dict[str, str]:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS migrations "
-            "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-        )
-        return dict(conn.execute("SELECT name, applied_at FROM migrations").fetchall())
-
-    def upgrade(self) -> list[str]:
-        applied_now = []
-        with self._reading() as conn:
-            if {m.name for m in SQLITE_MIGRATIONS} <= set(self._applied(conn)):
-                return []  # up to date: no write lock, so `serve` starts while the DB is busy
-        with self._maintenance() as conn:
-            applied = self._applied(conn)
-            for migration in SQLITE_MIGRATIONS:
-                if migration.name in applied:
-                    continue
-                for step in migration.statements:
-                    run_step(conn, step)
-                conn.execute(
-                    "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
-                    (migration.name, datetime.now(UTC).isoformat()),
-                )
-                applied_now.append(migration.name)
-        return applied_now
-
-    def migration_status(self) -> list[MigrationState]:
-        with self._reading() as conn:
-            applied = self._applied(conn)
-        return [
-            MigrationState(
-                m.name,
-                datetime.fromisoformat(applied[m.name]) if m.name in applied else None,
-            )
-            for m in SQLITE_MIGRATIONS
-        ]
-
-    def ping(self) -> None:
-        with self._reading() as conn:
-            conn.execute("SELECT count(*) FROM migrations").fetchone()
-
     # -- reads ------------------------------------------------------------------------------
-
-    def _rows(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._reading() as conn:
-            return conn.execute(query, params).fetchall()
 
     def _locate_call(self, account_sid: str, call_sid: str) -> tuple[str, list[Any]]:
         return (
@@ -401,83 +285,17 @@ class SQLiteStore(Store):
             [call_key(account_sid, call_sid), account_sid, call_sid],
         )
 
-    def rebuild_rollups(self) -> None:
-        with self._maintenance() as conn:
-            for statement in rollups.rebuild_statements(SQLITE):
-                conn.execute(statement)
-
-    def iter_calls(
-        self, batch_size: int = 1000, selection: CallSelection = EVERY_CALL
-    ) -> Iterator[StoredCall]:
-        where, params = selection.where(self.dialect)
-        with self._reading() as conn:
-            cursor = conn.execute(
-                f"SELECT {_CALL_COLUMNS} FROM calls{where} ORDER BY started_at, id", params
-            )
+    def _stream(
+        self, query: str, params: Sequence[Any], batch_size: int
+    ) -> Iterator[tuple[Any, ...]]:
+        with self._connection() as conn:
+            cursor = conn.execute(query, params)
             while rows := cursor.fetchmany(batch_size):
-                for row in rows:
-                    yield _call(row[0], row[1], row[2:])
-
-    def get_call(self, account_sid: str, call_sid: str) -> StoredCall | None:
-        with self._reading() as conn:
-            row = conn.execute(
-                f"SELECT {_CALL_COLUMNS} FROM calls WHERE call_key = ? AND account_sid = ? "
-                "AND call_sid = ?",
-                (call_key(account_sid, call_sid), account_sid, call_sid),
-            ).fetchone()
-        return None if row is None else _call(row[0], row[1], row[2:])
-
-    def call_history(self, account_sid: str, call_sid: str) -> list[StoredCall]:
-        with self._reading() as conn:
-            rows = conn.execute(
-                "SELECT h.from_number, h.to_number, h.started_at, h.status, h.duration_s, h.mos, "
-                "h.extra, h.received_at, h.source, h.version, h.problems FROM call_history h "
-                "JOIN calls c ON c.id = h.call_id WHERE c.call_key = ? AND c.account_sid = ? "
-                "AND c.call_sid = ? ORDER BY h.version",
-                (call_key(account_sid, call_sid), account_sid, call_sid),
-            ).fetchall()
-        return [_call(account_sid, call_sid, row) for row in rows]
-
-    def count_calls(self, selection: CallSelection = EVERY_CALL) -> int:
-        where, params = selection.where(self.dialect)
-        with self._reading() as conn:
-            return int(conn.execute(f"SELECT count(*) FROM calls{where}", params).fetchone()[0])
-
-    _QUARANTINE_SELECT = (
-        "SELECT id, received_at, reason, errors, method, url, headers, body, body_size "
-        "FROM quarantine"
-    )
-
-    def list_quarantine(
-        self, limit: int = 50, before_id: int | None = None
-    ) -> list[QuarantineEntry]:
-        with self._reading() as conn:
-            rows = conn.execute(
-                f"{self._QUARANTINE_SELECT} WHERE id < ? ORDER BY id DESC LIMIT ?",
-                (before_id if before_id is not None else 2**63 - 1, limit),
-            ).fetchall()
-        return [_entry(row) for row in rows]
-
-    def get_quarantine(self, entry_id: int) -> QuarantineEntry | None:
-        with self._reading() as conn:
-            row = conn.execute(f"{self._QUARANTINE_SELECT} WHERE id = ?", (entry_id,)).fetchone()
-        return None if row is None else _entry(row)
-
-    def delete_quarantine(self, entry_id: int) -> None:
-        with self._reading() as conn:
-            conn.execute("DELETE FROM quarantine WHERE id = ?", (entry_id,))
-
-    def quarantine_counts(self) -> tuple[int, int]:
-        with self._reading() as conn:
-            kept = conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
-            dropped = conn.execute(
-                "SELECT value FROM counters WHERE name = 'quarantine_dropped'"
-            ).fetchone()[0]
-        return int(kept), int(dropped)
+                yield from rows
 
     def prune(self, cutoff: datetime) -> int:
         cutoff = prune_boundary(cutoff)
-        with self._maintenance() as conn:
+        with self._transaction() as conn:
             conn.execute(
                 "DELETE FROM call_history WHERE call_id IN "
                 "(SELECT id FROM calls WHERE started_at < ?)",
@@ -504,29 +322,12 @@ class SQLiteStore(Store):
         for _thread, conn in readers:
             conn.close()
 
-    def revoke_session(self, nonce: str, expires_at: datetime) -> None:
-        with self._maintenance() as conn:
-            conn.execute(
-                "DELETE FROM revoked_sessions WHERE expires_at < ?",
-                (to_epoch_ms(datetime.now(UTC)),),
-            )
-            conn.execute(
-                "INSERT INTO revoked_sessions (nonce, expires_at) VALUES (?, ?) "
-                "ON CONFLICT (nonce) DO NOTHING",
-                (nonce, to_epoch_ms(expires_at)),
-            )
-
-    def session_revoked(self, nonce: str) -> bool:
-        with self._reading() as conn:
-            row = conn.execute("SELECT 1 FROM revoked_sessions WHERE nonce = ?", (nonce,))
-            return row.fetchone() is not None
-
     @contextlib.contextmanager
     def alert_book(
         self, *, evaluation_round: bool = False, read_only: bool = False
     ) -> Iterator[AlertBook | None]:
         if read_only:  # a deferred transaction: one snapshot, no lock the writer waits on
-            with self._reading() as conn:
+            with self._connection() as conn:
                 conn.execute("BEGIN")
                 try:
                     yield AlertBook(conn, SQLITE)
@@ -535,5 +336,5 @@ class SQLiteStore(Store):
             return
         # BEGIN IMMEDIATE: one writer of the alert tables at a time, rounds included; kept
         # short (the figures are read before), so the ingest writer waits at most a moment.
-        with self._maintenance() as conn:
+        with self._transaction() as conn:
             yield AlertBook(conn, SQLITE)

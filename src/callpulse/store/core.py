@@ -1,0 +1,289 @@
+"""The one SQL store: everything both backends do alike, written once over the ``Dialect``.
+
+A backend (``sqlite.py``, ``postgres.py``) adds only how it connects and the strategies where
+the databases really differ: the batch insert and key claiming, partitions, locks.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import json
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from callpulse.store import quarantine, rollups
+from callpulse.store.base import (
+    EVERY_CALL,
+    CallSelection,
+    CallWrite,
+    MigrationState,
+    QuarantineEntry,
+    QuarantineWrite,
+    SaveResult,
+    Store,
+    StoredCall,
+    quarantine_entry_from_row,
+    stored_call_from_row,
+)
+from callpulse.store.migrations import Migration, run_step
+from callpulse.store.problems import problems_to_json
+
+_HISTORY_COLUMNS = (
+    "h.from_number, h.to_number, h.started_at, h.status, h.duration_s, h.mos, h.extra, "
+    "h.received_at, h.source, h.version, h.problems"
+)
+_CALL_COLUMNS = _HISTORY_COLUMNS.replace("h.", "c.")
+_QUARANTINE_SELECT = (
+    "SELECT id, received_at, reason, errors, method, url, headers, body, body_size FROM quarantine"
+)
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    """What the shared SQL needs of a driver's connection (sqlite3 and psycopg alike)."""
+
+    def execute(self, query: str, params: Sequence[Any] = ..., /) -> Cursor: ...
+
+
+class SqlStore(Store):
+    migrations: Sequence[Migration]
+
+    def __init__(
+        self,
+        *,
+        quarantine_max_entries: int,
+        quarantine_retention: timedelta,
+        quarantine_max_body_bytes: int,
+        quarantine_max_bytes: int,
+    ) -> None:
+        self._quarantine_max = quarantine_max_entries
+        self._quarantine_retention = quarantine_retention
+        self.quarantine_max_body_bytes = quarantine_max_body_bytes
+        self._quarantine_max_bytes = quarantine_max_bytes
+
+    # -- what a backend provides ------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _connection(self) -> contextlib.AbstractContextManager[Connection]:
+        """A connection for this thread, each statement its own transaction; driver errors
+        come out as StoreUnavailable."""
+
+    @abc.abstractmethod
+    def _transaction(self) -> contextlib.AbstractContextManager[Connection]:
+        """A write transaction beside the writer's, committed at the end."""
+
+    @abc.abstractmethod
+    def _stream(
+        self, query: str, params: Sequence[Any], batch_size: int
+    ) -> Iterator[tuple[Any, ...]]:
+        """The rows of a long read, ``batch_size`` at a time (exports)."""
+
+    def _schema_ready(self) -> None:
+        """After ``upgrade``, whatever the schema is: what the backend prepares ahead."""
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def _rows(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._connection() as conn:
+            return list(conn.execute(query, params).fetchall())
+
+    def _call(self, account_sid: str, call_sid: str, row: Sequence[Any]) -> StoredCall:
+        d = self.dialect
+        return stored_call_from_row(account_sid, call_sid, row, d.decode_time, d.decode_json)
+
+    def get_call(self, account_sid: str, call_sid: str) -> StoredCall | None:
+        lookup, params = self._locate_call(account_sid, call_sid)
+        rows = self._rows(f"SELECT {_CALL_COLUMNS} {lookup}", params)
+        return self._call(account_sid, call_sid, rows[0]) if rows else None
+
+    def call_history(self, account_sid: str, call_sid: str) -> list[StoredCall]:
+        lookup, params = self._locate_call(account_sid, call_sid)
+        rows = self._rows(
+            f"SELECT {_HISTORY_COLUMNS} FROM call_history h "
+            f"WHERE h.call_id = (SELECT c.{self.dialect.row_id} {lookup}) ORDER BY h.version",
+            params,
+        )
+        return [self._call(account_sid, call_sid, row) for row in rows]
+
+    def iter_calls(
+        self, batch_size: int = 1000, selection: CallSelection = EVERY_CALL
+    ) -> Iterator[StoredCall]:
+        where, params = selection.where(self.dialect)
+        query = (
+            f"SELECT c.account_sid, c.call_sid, {_CALL_COLUMNS} "
+            f"FROM calls c{where} ORDER BY c.started_at, c.{self.dialect.row_id}"
+        )
+        for row in self._stream(query, params, batch_size):
+            yield self._call(row[0], row[1], row[2:])
+
+    def count_calls(self, selection: CallSelection = EVERY_CALL) -> int:
+        where, params = selection.where(self.dialect)
+        return int(self._rows(f"SELECT count(*) FROM calls{where}", params)[0][0])
+
+    def ping(self) -> None:
+        self._rows("SELECT count(*) FROM migrations")
+
+    def rebuild_rollups(self) -> None:
+        with self._transaction() as conn:
+            if self.dialect.calls_lock:
+                conn.execute(self.dialect.calls_lock)
+            for statement in rollups.rebuild_statements(self.dialect):
+                conn.execute(statement)
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def _applied(self, conn: Connection) -> dict[str, datetime]:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS migrations "
+            f"(name TEXT PRIMARY KEY, applied_at {self.dialect.stamp_type} NOT NULL)"
+        )
+        rows = conn.execute("SELECT name, applied_at FROM migrations").fetchall()
+        return {name: self.dialect.decode_stamp(applied_at) for name, applied_at in rows}
+
+    def upgrade(self) -> list[str]:
+        """Apply pending migrations, one upgrader at a time; return the names applied."""
+        with self._connection() as conn:
+            up_to_date = {m.name for m in self.migrations} <= set(self._applied(conn))
+        applied_now = []
+        if not up_to_date:  # (otherwise no write lock, so `serve` starts while the DB is busy)
+            with self._transaction() as conn:
+                if self.dialect.migration_lock:
+                    conn.execute(self.dialect.migration_lock)
+                applied = self._applied(conn)
+                for migration in self.migrations:
+                    if migration.name in applied:
+                        continue
+                    for step in migration.statements:
+                        run_step(conn, step)
+                    p = self.dialect.param
+                    conn.execute(
+                        f"INSERT INTO migrations (name, applied_at) VALUES ({p}, {p})",
+                        (migration.name, self.dialect.encode_stamp(datetime.now(UTC))),
+                    )
+                    applied_now.append(migration.name)
+        self._schema_ready()
+        return applied_now
+
+    def migration_status(self) -> list[MigrationState]:
+        with self._connection() as conn:
+            applied = self._applied(conn)
+        return [MigrationState(m.name, applied.get(m.name)) for m in self.migrations]
+
+    # -- the per-call path's shared parts ----------------------------------------------------
+
+    def _values(self, op: CallWrite) -> tuple[Any, ...]:
+        r, encode = op.record, self.dialect.encode_time
+        return (
+            r.from_number,
+            r.to_number,
+            encode(r.started_at),
+            r.status,
+            r.duration_s,
+            r.mos,
+            json.dumps(r.extra, sort_keys=True),
+            encode(op.received_at),
+            op.source,
+            problems_to_json(r.problems),
+        )
+
+    def _write_quarantine(self, conn: Connection, op: QuarantineWrite) -> SaveResult:
+        op = quarantine.bounded(op, self.quarantine_max_body_bytes)
+        p = self.dialect.param
+        conn.execute(
+            "INSERT INTO quarantine (received_at, reason, errors, method, url, headers, body, "
+            f"body_size) VALUES ({', '.join([p] * 8)})",
+            (
+                self.dialect.encode_time(op.received_at),
+                op.reason,
+                json.dumps(op.errors),
+                op.method,
+                op.url,
+                json.dumps(op.headers),
+                op.body,
+                op.body_size,
+            ),
+        )
+        return SaveResult.QUARANTINED
+
+    def _enforce_quarantine_bounds(self, conn: Connection) -> None:
+        d = self.dialect
+        p = d.param
+        size = " + ".join(
+            [d.octets("body"), d.octets("headers", True), d.octets("url"), d.octets("errors", True)]
+        )
+        # The newest entry that no longer fits in the bytes with all newer ones (0: none).
+        over_bytes = (
+            f"SELECT coalesce(max(id), 0) FROM (SELECT id, sum({size}) "
+            "OVER (ORDER BY id DESC ROWS UNBOUNDED PRECEDING) AS total FROM quarantine) AS sized "
+            f"WHERE total > {p}"
+        )
+        cutoff = d.encode_time(datetime.now(UTC) - self._quarantine_retention)
+        dropped = conn.execute(
+            f"DELETE FROM quarantine WHERE id <= (SELECT max(id) FROM quarantine) - {p} "
+            f"OR received_at < {p} OR id <= ({over_bytes})",
+            (self._quarantine_max, cutoff, self._quarantine_max_bytes),
+        ).rowcount
+        if dropped:
+            conn.execute(
+                f"UPDATE counters SET value = value + {p} WHERE name = 'quarantine_dropped'",
+                (dropped,),
+            )
+
+    # -- quarantine -------------------------------------------------------------------------
+
+    def _entry(self, row: Sequence[Any]) -> QuarantineEntry:
+        return quarantine_entry_from_row(row, self.dialect.decode_time, self.dialect.decode_json)
+
+    def list_quarantine(
+        self, limit: int = 50, before_id: int | None = None
+    ) -> list[QuarantineEntry]:
+        p = self.dialect.param
+        rows = self._rows(
+            f"{_QUARANTINE_SELECT} WHERE id < {p} ORDER BY id DESC LIMIT {p}",
+            (before_id if before_id is not None else 2**63 - 1, limit),
+        )
+        return [self._entry(row) for row in rows]
+
+    def get_quarantine(self, entry_id: int) -> QuarantineEntry | None:
+        rows = self._rows(f"{_QUARANTINE_SELECT} WHERE id = {self.dialect.param}", (entry_id,))
+        return self._entry(rows[0]) if rows else None
+
+    def delete_quarantine(self, entry_id: int) -> None:
+        with self._transaction() as conn:
+            conn.execute(f"DELETE FROM quarantine WHERE id = {self.dialect.param}", (entry_id,))
+
+    def quarantine_counts(self) -> tuple[int, int]:
+        ((kept, dropped),) = self._rows(
+            "SELECT (SELECT count(*) FROM quarantine), "
+            "(SELECT value FROM counters WHERE name = 'quarantine_dropped')"
+        )
+        return int(kept), int(dropped)
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def revoke_session(self, nonce: str, expires_at: datetime) -> None:
+        p, encode = self.dialect.param, self.dialect.encode_time
+        with self._transaction() as conn:
+            conn.execute(
+                f"DELETE FROM revoked_sessions WHERE expires_at < {p}",
+                (encode(datetime.now(UTC)),),
+            )
+            conn.execute(
+                f"INSERT INTO revoked_sessions (nonce, expires_at) VALUES ({p}, {p}) "
+                "ON CONFLICT (nonce) DO NOTHING",
+                (nonce, encode(expires_at)),
+            )
+
+    def session_revoked(self, nonce: str) -> bool:
+        p = self.dialect.param
+        return bool(self._rows(f"SELECT 1 FROM revoked_sessions WHERE nonce = {p}", (nonce,)))
