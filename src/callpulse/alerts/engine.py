@@ -16,7 +16,7 @@ from callpulse.alerts.evaluate import Transition, evaluate
 from callpulse.alerts.figures import collect
 from callpulse.alerts.rules import Rule
 from callpulse.analytics import Analytics
-from callpulse.store import Store
+from callpulse.store.protocols import AlertTables
 
 RETENTION = timedelta(days=90)  # of alert history and notifications: the tables stay small
 
@@ -29,7 +29,7 @@ class RoundReport:
 
 
 def run_round(
-    store: Store,
+    store: AlertTables,
     analytics: Analytics,
     rules: Sequence[Rule],
     now: datetime,

@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 
 from callpulse.alerts.evaluate import FIRING, OK, PENDING, RESOLVED, AlertState
 from callpulse.alerts.rules import Rule
-from callpulse.store import Store
 from callpulse.store.alerts import HistoryRow
+from callpulse.store.protocols import AlertTables
 
 MAX_HISTORY = 500
 
@@ -70,7 +70,7 @@ def _past(row: HistoryRow, rule: Rule | None) -> AlertItem:
 
 
 def overview(
-    store: Store,
+    store: AlertTables,
     now: datetime,
     limit: int = 50,
     rule: str | None = None,
@@ -94,7 +94,7 @@ def overview(
     )
 
 
-def state_counts(store: Store, rules: Sequence[Rule]) -> dict[tuple[str, str], int]:
+def state_counts(store: AlertTables, rules: Sequence[Rule]) -> dict[tuple[str, str], int]:
     """(rule, state) → scopes, for every enabled rule and each of ok, pending and firing (a
     resolved alert is ok again); zeros included, so "firing > 0" has a series to test."""
     counts = {(r.name, s): 0 for r in rules if r.enabled for s in (OK, PENDING, FIRING)}

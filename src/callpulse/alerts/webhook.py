@@ -13,7 +13,7 @@ import httpx
 
 from callpulse.alerts.notify import SIGNATURE_HEADER, signature
 from callpulse.errors import CallpulseError
-from callpulse.store import Store
+from callpulse.store.protocols import AlertTables
 
 FIRST_RETRY = timedelta(seconds=10)
 LONGEST_RETRY = timedelta(hours=1)
@@ -58,7 +58,7 @@ class DeliveryReport:
 
 
 def deliver_due(
-    store: Store, webhook: Webhook, now: datetime, client: httpx.Client | None = None
+    store: AlertTables, webhook: Webhook, now: datetime, client: httpx.Client | None = None
 ) -> DeliveryReport:
     report = DeliveryReport()
     with store.alert_book(read_only=True) as book:

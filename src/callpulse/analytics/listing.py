@@ -9,7 +9,7 @@ from datetime import UTC
 
 from callpulse.analytics.models import CallItem, CallPage, Filters, QuarantineItem, QuarantinePage
 from callpulse.analytics.queries import call_filter
-from callpulse.store import Store
+from callpulse.store.protocols import AnalyticsReads
 from callpulse.store.reads import ListedCall
 
 
@@ -60,7 +60,7 @@ def _item(call: ListedCall) -> CallItem:
 
 
 def list_calls(
-    store: Store,
+    store: AnalyticsReads,
     start_ms: int,
     end_ms: int,
     filters: Filters,
@@ -83,13 +83,15 @@ def list_calls(
     return CallPage(calls=[_item(call) for call in page], next_cursor=next_cursor)
 
 
-def find_call(store: Store, call_sid: str, account_sid: str | None = None) -> CallItem | None:
+def find_call(
+    store: AnalyticsReads, call_sid: str, account_sid: str | None = None
+) -> CallItem | None:
     """One call by CallSid (in any account unless one is given)."""
     call = store.find_call(call_sid, account_sid)
     return None if call is None else _item(call)
 
 
-def list_quarantine(store: Store, *, cursor: str | None, limit: int) -> QuarantinePage:
+def list_quarantine(store: AnalyticsReads, *, cursor: str | None, limit: int) -> QuarantinePage:
     before_id = _decode(cursor, 1)[0] if cursor is not None else None
     entries = store.list_quarantine(limit=limit + 1, before_id=before_id)
     kept, dropped = store.quarantine_counts()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from callpulse.analytics.models import Filters
 from callpulse.analytics.plan import RAW, Segment, plan
-from callpulse.store import Store
+from callpulse.store.protocols import AnalyticsReads
 from callpulse.store.reads import CallFilter, Counters, Histograms
 from callpulse.store.rollups import LEVELS
 
@@ -23,7 +23,12 @@ class RangeQuery:
     ``filters``."""
 
     def __init__(
-        self, store: Store, start_ms: int, end_ms: int, filters: Filters, use_rollups: bool = True
+        self,
+        store: AnalyticsReads,
+        start_ms: int,
+        end_ms: int,
+        filters: Filters,
+        use_rollups: bool = True,
     ) -> None:
         self.store = store
         self.use_rollups = use_rollups

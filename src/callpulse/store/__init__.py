@@ -35,8 +35,16 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def open_store(settings: Settings) -> Store:
+    from callpulse.store.core import QuarantineLimits
+
     url = settings.database_url
     path = sqlite_path(url)
+    limits = QuarantineLimits(
+        max_entries=settings.quarantine_max_entries,
+        retention=timedelta(days=settings.quarantine_retention_days),
+        max_body_bytes=settings.quarantine_max_body_bytes,
+        max_bytes=settings.quarantine_max_bytes,
+    )
     if path is not None:
         from callpulse.store.sqlite import SQLiteStore
 
@@ -44,20 +52,14 @@ def open_store(settings: Settings) -> Store:
             path,
             synchronous=settings.sqlite_synchronous,
             busy_timeout_ms=settings.busy_timeout_ms,
-            quarantine_max_entries=settings.quarantine_max_entries,
-            quarantine_retention=timedelta(days=settings.quarantine_retention_days),
-            quarantine_max_body_bytes=settings.quarantine_max_body_bytes,
-            quarantine_max_bytes=settings.quarantine_max_bytes,
+            quarantine_limits=limits,
         )
     if url.startswith(("postgresql://", "postgres://")):
         from callpulse.store.postgres import PostgresStore
 
         return PostgresStore(
             url,
-            quarantine_max_entries=settings.quarantine_max_entries,
-            quarantine_retention=timedelta(days=settings.quarantine_retention_days),
-            quarantine_max_body_bytes=settings.quarantine_max_body_bytes,
-            quarantine_max_bytes=settings.quarantine_max_bytes,
+            quarantine_limits=limits,
         )
     raise ConfigError(
         f"CALLPULSE_DATABASE_URL: unsupported database URL {url.split('@')[-1]!r} "

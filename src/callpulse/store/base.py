@@ -304,34 +304,7 @@ class Store(RollupReads):
     @abc.abstractmethod
     def write_batch(self, ops: Sequence[WriteOp]) -> list[SaveResult]: ...
 
-    # The per-call path of write_batch, the same on every backend; conn is the backend's.
-
-    @abc.abstractmethod
-    def _write_known(self, conn: Any, op: CallWrite) -> SaveResult:
-        """A call whose key is stored already: a retry, an update, or a recovered call."""
-
     quarantine_max_body_bytes: int  # each entry's stored body is cut to this
-
-    @abc.abstractmethod
-    def _write_quarantine(self, conn: Any, op: QuarantineWrite) -> SaveResult:
-        """Insert the entry cut to the quarantine's sizes (``store.quarantine.bounded``)."""
-
-    @abc.abstractmethod
-    def _enforce_quarantine_bounds(self, conn: Any) -> None: ...
-
-    def _write_one_by_one(
-        self, conn: Any, ops: Sequence[WriteOp], indexes: Sequence[int], results: list[SaveResult]
-    ) -> None:
-        """Write ``ops[i]`` for each index in order, inside the caller's transaction."""
-        for index in indexes:
-            op = ops[index]
-            results[index] = (
-                self._write_known(conn, op)
-                if isinstance(op, CallWrite)
-                else self._write_quarantine(conn, op)
-            )
-        if any(isinstance(ops[index], QuarantineWrite) for index in indexes):
-            self._enforce_quarantine_bounds(conn)
 
     @abc.abstractmethod
     def ping(self) -> None:

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from callpulse.callback import CallRecord
+from callpulse.regions import region_of
 from callpulse.store import quarantine, rollups
 from callpulse.store.base import (
     EVERY_CALL,
+    RECONCILED,
     CallSelection,
     CallWrite,
     MigrationState,
@@ -24,15 +29,21 @@ from callpulse.store.base import (
     SaveResult,
     Store,
     StoredCall,
+    WriteOp,
     quarantine_entry_from_row,
     stored_call_from_row,
 )
+from callpulse.store.dialect import REPEAT_WINDOW_MS, to_epoch_ms
 from callpulse.store.migrations import Migration, run_step
 from callpulse.store.problems import problems_to_json
 
 _HISTORY_COLUMNS = (
     "h.from_number, h.to_number, h.started_at, h.status, h.duration_s, h.mos, h.extra, "
     "h.received_at, h.source, h.version, h.problems"
+)
+_VERSION_COLUMNS = (
+    "from_number, to_number, started_at, status, duration_s, mos, extra, received_at, source, "
+    "problems, fingerprint, version"
 )
 _CALL_COLUMNS = _HISTORY_COLUMNS.replace("h.", "c.")
 _QUARANTINE_SELECT = (
@@ -55,21 +66,25 @@ class Connection(Protocol):
     def execute(self, query: str, params: Sequence[Any] = ..., /) -> Cursor: ...
 
 
+@dataclass(frozen=True)
+class QuarantineLimits:
+    """The quarantine's bounds: entries, age, each entry's body, total bytes."""
+
+    max_entries: int = 10000
+    retention: timedelta = timedelta(days=30)
+    max_body_bytes: int = quarantine.DEFAULT_MAX_BODY_BYTES
+    max_bytes: int = quarantine.DEFAULT_MAX_BYTES
+
+
+DEFAULT_LIMITS = QuarantineLimits()
+
+
 class SqlStore(Store):
     migrations: Sequence[Migration]
 
-    def __init__(
-        self,
-        *,
-        quarantine_max_entries: int,
-        quarantine_retention: timedelta,
-        quarantine_max_body_bytes: int,
-        quarantine_max_bytes: int,
-    ) -> None:
-        self._quarantine_max = quarantine_max_entries
-        self._quarantine_retention = quarantine_retention
-        self.quarantine_max_body_bytes = quarantine_max_body_bytes
-        self._quarantine_max_bytes = quarantine_max_bytes
+    def __init__(self, limits: QuarantineLimits) -> None:
+        self._quarantine = limits
+        self.quarantine_max_body_bytes = limits.max_body_bytes
 
     # -- what a backend provides ------------------------------------------------------------
 
@@ -87,6 +102,16 @@ class SqlStore(Store):
         self, query: str, params: Sequence[Any], batch_size: int
     ) -> Iterator[tuple[Any, ...]]:
         """The rows of a long read, ``batch_size`` at a time (exports)."""
+
+    @abc.abstractmethod
+    def _stored_version(
+        self, conn: Connection, record: CallRecord
+    ) -> tuple[Any, Any, str, list[Any]]:
+        """The stored row of a call whose key is claimed, locked until the transaction ends:
+        its row id, its fingerprint, and a condition on ``calls`` finding it with parameters."""
+
+    def _moved(self, conn: Connection, record: CallRecord, fingerprint: int) -> None:
+        """After an update: whatever else keeps the call's start and fingerprint."""
 
     def _schema_ready(self) -> None:
         """After ``upgrade``, whatever the schema is: what the backend prepares ahead."""
@@ -196,6 +221,71 @@ class SqlStore(Store):
             problems_to_json(r.problems),
         )
 
+    def _write_known(self, conn: Connection, op: CallWrite) -> SaveResult:
+        """A call whose key is stored already: a retry, an update, or a recovered call."""
+        r, d = op.record, self.dialect
+        if op.source == RECONCILED:
+            return SaveResult.DUPLICATE  # recovered calls never change what a callback stored
+        fingerprint = op.fingerprint()
+        call_id, current, where, located = self._stored_version(conn, r)
+        p = d.param
+        if (
+            current == fingerprint
+            or conn.execute(
+                f"SELECT 1 FROM call_history WHERE call_id = {p} AND fingerprint = {p}",
+                (call_id, fingerprint),
+            ).fetchone()
+        ):
+            return SaveResult.DUPLICATE  # a retry, possibly late, of a version already seen
+        columns = d.history_keys + _VERSION_COLUMNS
+        # (fetchall: SQLite finishes a statement with RETURNING only once its rows are read)
+        old = conn.execute(
+            f"INSERT INTO call_history (call_id, {columns}, superseded_at) "
+            f"SELECT {d.row_id}, {columns}, {p} FROM calls WHERE {where} "
+            "RETURNING from_number, started_at",
+            (d.encode_time(op.received_at), *located),
+        ).fetchall()
+        conn.execute(
+            f"UPDATE calls SET from_number = {p}, to_number = {p}, started_at = {p}, "
+            f"status = {p}, duration_s = {p}, mos = {p}, extra = {p}, received_at = {p}, "
+            f"source = {p}, problems = {p}, region = {p}, fingerprint = {p}, "
+            f"version = version + 1 WHERE {where}",
+            (*self._values(op), region_of(r.from_number), fingerprint, *located),
+        )
+        self._moved(conn, r, fingerprint)
+        old_from, old_ms = (old[0][0], d.stored_ms(old[0][1])) if old else (None, None)
+        new_ms = to_epoch_ms(r.started_at)
+        if (old_from, old_ms) != (r.from_number, new_ms):
+            for caller, start in ((old_from, old_ms), (r.from_number, new_ms)):
+                if start is not None:
+                    conn.execute(
+                        self._refresh_repeats,
+                        (r.account_sid, caller, start, start + REPEAT_WINDOW_MS),
+                    )
+        return SaveResult.UPDATED
+
+    @functools.cached_property
+    def _refresh_repeats(self) -> str:
+        return rollups.refresh_repeats(self.dialect)
+
+    def _write_one_by_one(
+        self,
+        conn: Connection,
+        ops: Sequence[WriteOp],
+        indexes: Sequence[int],
+        results: list[SaveResult],
+    ) -> None:
+        """Write ``ops[i]`` for each index in order, inside the caller's transaction."""
+        for index in indexes:
+            op = ops[index]
+            results[index] = (
+                self._write_known(conn, op)
+                if isinstance(op, CallWrite)
+                else self._write_quarantine(conn, op)
+            )
+        if any(isinstance(ops[index], QuarantineWrite) for index in indexes):
+            self._enforce_quarantine_bounds(conn)
+
     def _write_quarantine(self, conn: Connection, op: QuarantineWrite) -> SaveResult:
         op = quarantine.bounded(op, self.quarantine_max_body_bytes)
         p = self.dialect.param
@@ -227,11 +317,11 @@ class SqlStore(Store):
             "OVER (ORDER BY id DESC ROWS UNBOUNDED PRECEDING) AS total FROM quarantine) AS sized "
             f"WHERE total > {p}"
         )
-        cutoff = d.encode_time(datetime.now(UTC) - self._quarantine_retention)
+        cutoff = d.encode_time(datetime.now(UTC) - self._quarantine.retention)
         dropped = conn.execute(
             f"DELETE FROM quarantine WHERE id <= (SELECT max(id) FROM quarantine) - {p} "
             f"OR received_at < {p} OR id <= ({over_bytes})",
-            (self._quarantine_max, cutoff, self._quarantine_max_bytes),
+            (self._quarantine.max_entries, cutoff, self._quarantine.max_bytes),
         ).rowcount
         if dropped:
             conn.execute(

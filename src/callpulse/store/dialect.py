@@ -60,6 +60,8 @@ class Dialect:
     # where the transaction itself already holds the database's one write lock.
     migration_lock: str | None
     calls_lock: str | None
+    history_keys: str  # call_history's columns before a version's own ones
+    stored_ms: Callable[[Any], int]  # a stored call time as epoch ms
 
     def ms(self, column: str) -> str:
         return self.ms_of.format(c=column)
@@ -98,6 +100,8 @@ SQLITE = Dialect(
     json_octets_of="length({v})",
     migration_lock=None,  # BEGIN IMMEDIATE
     calls_lock=None,
+    history_keys="",
+    stored_ms=int,
 )
 POSTGRES = Dialect(
     param="%s",
@@ -125,4 +129,6 @@ POSTGRES = Dialect(
     json_octets_of="octet_length({v}::text)",
     migration_lock=f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})",
     calls_lock="LOCK TABLE calls IN EXCLUSIVE MODE",  # reads go on, writes wait
+    history_keys="account_sid, ",  # (PostgreSQL's call_history holds the account too)
+    stored_ms=to_epoch_ms,
 )

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from callpulse.callback import WITHHELD
+from callpulse.callback import WITHHELD, CallRecord
 from callpulse.regions import region_of
-from callpulse.store import quarantine, rollups
+from callpulse.store import rollups
 from callpulse.store.alerts import ALERT_ROUND_LOCK, AlertBook
 from callpulse.store.base import (
-    RECONCILED,
     CallWrite,
     SaveResult,
     StoreRefused,
@@ -30,8 +29,8 @@ from callpulse.store.base import (
     call_key,
     split_new_calls,
 )
-from callpulse.store.core import SqlStore
-from callpulse.store.dialect import POSTGRES, REPEAT_WINDOW_MS, to_epoch_ms
+from callpulse.store.core import DEFAULT_LIMITS, Connection, QuarantineLimits, SqlStore
+from callpulse.store.dialect import POSTGRES
 from callpulse.store.migrations import POSTGRES_MIGRATIONS
 
 PARTITIONS_AHEAD = 2  # months of partitions created before calls arrive for them
@@ -41,10 +40,6 @@ PARTITIONS_BEHIND = 13
 DEFAULT_PARTITION = "calls_default"
 RETRIES = 3  # deadlocks between racing batches are retried before giving up
 
-_VERSION_COLUMNS = (
-    "account_sid, from_number, to_number, started_at, status, duration_s, mos, extra, "
-    "received_at, source, problems, fingerprint, version"
-)
 # Claiming the keys and inserting the calls in one statement makes the common case one round
 # trip; a retry racing on another process waits on its key, then takes the per-call path.
 _INSERT_NEW = f"""
@@ -70,7 +65,6 @@ SELECT c.call_id, b.account_sid, b.call_sid, b.from_number, b.to_number, b.start
 FROM claimed c JOIN batch b USING (account_sid, call_sid)
 RETURNING account_sid, call_sid
 """
-_REFRESH_REPEATS = rollups.refresh_repeats(POSTGRES)
 # Callers map onto a fixed set of advisory locks (two-key form: this class, a stripe), so a
 # transaction never holds more than CALLER_STRIPES of PostgreSQL's shared lock slots.
 CALLER_LOCK_CLASS = 0x63616C6C
@@ -131,17 +125,9 @@ class PostgresStore(SqlStore):
         *,
         pool_size: int = 4,
         connect_timeout_s: float = 2.0,
-        quarantine_max_entries: int = 10000,
-        quarantine_retention: timedelta = timedelta(days=30),
-        quarantine_max_body_bytes: int = quarantine.DEFAULT_MAX_BODY_BYTES,
-        quarantine_max_bytes: int = quarantine.DEFAULT_MAX_BYTES,
+        quarantine_limits: QuarantineLimits = DEFAULT_LIMITS,
     ) -> None:
-        super().__init__(
-            quarantine_max_entries=quarantine_max_entries,
-            quarantine_retention=quarantine_retention,
-            quarantine_max_body_bytes=quarantine_max_body_bytes,
-            quarantine_max_bytes=quarantine_max_bytes,
-        )
+        super().__init__(quarantine_limits)
         self.url = url
         self._label = _safe_url(url)
         self._timeout = connect_timeout_s
@@ -274,49 +260,26 @@ class PostgresStore(SqlStore):
                 rest.append(index)
         return sorted(rest)
 
-    def _write_known(self, conn: psycopg.Connection[Any], op: CallWrite) -> SaveResult:
-        r = op.record
-        if op.source == RECONCILED:
-            return SaveResult.DUPLICATE  # recovered calls never change what a callback stored
-        fp = op.fingerprint()
+    def _stored_version(
+        self, conn: Connection, record: CallRecord
+    ) -> tuple[Any, Any, str, list[Any]]:
+        # The key's row lock: a racing process's update of this call waits for our commit.
         row = conn.execute(
             "SELECT call_id, started_at, fingerprint FROM call_keys "
             "WHERE account_sid = %s AND call_sid = %s FOR UPDATE",
-            (r.account_sid, r.call_sid),
+            (record.account_sid, record.call_sid),
         ).fetchone()
         assert row is not None, "a claimed key exists until pruned"
         call_id, started_at, current = row
-        if (
-            current == fp
-            or conn.execute(
-                "SELECT 1 FROM call_history WHERE call_id = %s AND fingerprint = %s",
-                (call_id, fp),
-            ).fetchone()
-        ):
-            return SaveResult.DUPLICATE
-        (old_from,) = conn.execute(
-            f"INSERT INTO call_history (call_id, {_VERSION_COLUMNS}, superseded_at) "
-            f"SELECT call_id, {_VERSION_COLUMNS}, %s FROM calls "
-            "WHERE account_sid = %s AND started_at = %s AND call_id = %s RETURNING from_number",
-            (op.received_at, r.account_sid, started_at, call_id),
-        ).fetchone() or (None,)
-        conn.execute(
-            "UPDATE calls SET from_number = %s, to_number = %s, started_at = %s, status = %s, "
-            "duration_s = %s, mos = %s, extra = %s, received_at = %s, source = %s, "
-            "problems = %s, region = %s, fingerprint = %s, version = version + 1 "
-            "WHERE account_sid = %s AND started_at = %s AND call_id = %s",
-            (*self._values(op), region_of(r.from_number), fp, r.account_sid, started_at, call_id),
-        )
+        where = "account_sid = %s AND started_at = %s AND call_id = %s"  # (its partition)
+        return call_id, current, where, [record.account_sid, started_at, call_id]
+
+    def _moved(self, conn: Connection, record: CallRecord, fingerprint: int) -> None:
         conn.execute(
             "UPDATE call_keys SET started_at = %s, fingerprint = %s "
             "WHERE account_sid = %s AND call_sid = %s",
-            (r.started_at, fp, r.account_sid, r.call_sid),
+            (record.started_at, fingerprint, record.account_sid, record.call_sid),
         )
-        if (old_from, started_at) != (r.from_number, r.started_at):
-            for caller, start in ((old_from, started_at), (r.from_number, r.started_at)):
-                ms = to_epoch_ms(start)
-                conn.execute(_REFRESH_REPEATS, (r.account_sid, caller, ms, ms + REPEAT_WINDOW_MS))
-        return SaveResult.UPDATED
 
     # -- partitions -------------------------------------------------------------------------
 

@@ -8,16 +8,16 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from callpulse.callback import CallRecord
 from callpulse.config import SYNCHRONOUS_MODES
 from callpulse.regions import region_of
-from callpulse.store import checkpoint, quarantine, rollups
+from callpulse.store import checkpoint, rollups
 from callpulse.store.alerts import AlertBook
 from callpulse.store.base import (
-    RECONCILED,
     CallWrite,
     SaveResult,
     StoreRefused,
@@ -28,22 +28,15 @@ from callpulse.store.base import (
     split_new_calls,
 )
 from callpulse.store.checkpoint import Checkpointer
-from callpulse.store.core import SqlStore
-from callpulse.store.dialect import REPEAT_WINDOW_MS, SQLITE, to_epoch_ms
+from callpulse.store.core import DEFAULT_LIMITS, Connection, QuarantineLimits, SqlStore
+from callpulse.store.dialect import SQLITE, to_epoch_ms
 from callpulse.store.migrations import SQLITE_MIGRATIONS
-
-_VERSION_COLUMNS = (
-    "from_number, to_number, started_at, status, duration_s, mos, extra, received_at, source, "
-    "problems, fingerprint, version"
-)
-
 
 # Errors about the data itself; every other sqlite3.Error (locked, I/O, disk full) is an outage.
 _REFUSALS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
 # A value sqlite3 cannot bind (an int beyond 64 bits: OverflowError; a lone surrogate:
 # UnicodeEncodeError) fails before it reaches the database: refused just the same.
 _VALUE_ERRORS = (ValueError, OverflowError)
-# Rows come back with times in epoch milliseconds and JSON as text.
 _NEW_COLUMNS = (
     "call_key, account_sid, call_sid, from_number, to_number, started_at, status, duration_s, "
     "mos, extra, received_at, source, problems, region, fingerprint"
@@ -62,9 +55,6 @@ _INSERT_NEW = (
 )
 
 
-_REFRESH_REPEATS = rollups.refresh_repeats(SQLITE)
-
-
 class SQLiteStore(SqlStore):
     dialect = SQLITE
     migrations = SQLITE_MIGRATIONS
@@ -75,17 +65,9 @@ class SQLiteStore(SqlStore):
         *,
         synchronous: str = "FULL",
         busy_timeout_ms: int = 1000,
-        quarantine_max_entries: int = 10000,
-        quarantine_retention: timedelta = timedelta(days=30),
-        quarantine_max_body_bytes: int = quarantine.DEFAULT_MAX_BODY_BYTES,
-        quarantine_max_bytes: int = quarantine.DEFAULT_MAX_BYTES,
+        quarantine_limits: QuarantineLimits = DEFAULT_LIMITS,
     ) -> None:
-        super().__init__(
-            quarantine_max_entries=quarantine_max_entries,
-            quarantine_retention=quarantine_retention,
-            quarantine_max_body_bytes=quarantine_max_body_bytes,
-            quarantine_max_bytes=quarantine_max_bytes,
-        )
+        super().__init__(quarantine_limits)
         self.path = path
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
@@ -239,45 +221,13 @@ class SQLiteStore(SqlStore):
         ).fetchall()
         return {(account, sid): call_id for account, sid, call_id in rows}
 
-    def _write_known(self, conn: sqlite3.Connection, op: CallWrite) -> SaveResult:
-        r = op.record
-        if op.source == RECONCILED:
-            return SaveResult.DUPLICATE  # recovered calls never change what a callback stored
-        call_id, current, old_from, old_start = conn.execute(
-            "SELECT id, fingerprint, from_number, started_at FROM calls WHERE call_key = ? "
-            "AND account_sid = ? AND call_sid = ?",
-            (call_key(r.account_sid, r.call_sid), r.account_sid, r.call_sid),
-        ).fetchone()
-        fingerprint = op.fingerprint()
-        if (
-            current == fingerprint
-            or conn.execute(
-                "SELECT 1 FROM call_history WHERE call_id = ? AND fingerprint = ?",
-                (call_id, fingerprint),
-            ).fetchone()
-        ):
-            return SaveResult.DUPLICATE  # a retry, possibly late, of a version already seen
-        conn.execute(
-            f"INSERT INTO call_history (call_id, {_VERSION_COLUMNS}, superseded_at) "
-            f"SELECT id, {_VERSION_COLUMNS}, ? FROM calls WHERE id = ?",
-            (to_epoch_ms(op.received_at), call_id),
-        )
-        conn.execute(
-            "UPDATE calls SET from_number = ?, to_number = ?, started_at = ?, status = ?, "
-            "duration_s = ?, mos = ?, extra = ?, received_at = ?, source = ?, problems = ?, "
-            "region = ?, fingerprint = ?, version = version + 1 WHERE id = ?",
-            (*self._values(op), region_of(r.from_number), fingerprint, call_id),
-        )
-        new_start = to_epoch_ms(r.started_at)
-        if (old_from, old_start) != (r.from_number, new_start):
-            for caller, start in ((old_from, old_start), (r.from_number, new_start)):
-                conn.execute(
-                    _REFRESH_REPEATS,
-                    (r.account_sid, caller, start, start + REPEAT_WINDOW_MS),
-                )
-        return SaveResult.UPDATED
-
-    # -- reads ------------------------------------------------------------------------------
+    def _stored_version(
+        self, conn: Connection, record: CallRecord
+    ) -> tuple[Any, Any, str, list[Any]]:
+        # (the one writer connection: nothing to lock against)
+        lookup, params = self._locate_call(record.account_sid, record.call_sid)
+        call_id, current = conn.execute(f"SELECT c.id, c.fingerprint {lookup}", params).fetchone()
+        return call_id, current, "id = ?", [call_id]
 
     def _locate_call(self, account_sid: str, call_sid: str) -> tuple[str, list[Any]]:
         return (
