@@ -13,7 +13,8 @@ import pytest
 from callpulse.config import Settings
 from callpulse.store import open_store
 from callpulse.store.base import CallWrite, SaveResult
-from callpulse.store.postgres import PostgresStore, month_start, next_month, partition_name
+from callpulse.store.partitions import month_start, next_month, partition_name
+from callpulse.store.postgres import PostgresStore
 from callpulse.store.spool import Spool
 from callpulse.store.writer import BatchWriter
 from tests.store.test_store import call

@@ -10,7 +10,7 @@ from callpulse.cli.base import cli as root
 from callpulse.cli.base import database_option, err_console, parse_age, settings_of, store_of
 from callpulse.export import iso_utc
 from callpulse.store import without_password
-from callpulse.store.base import prune_boundary
+from callpulse.store.records import prune_boundary
 
 
 @root.group()

@@ -1,4 +1,4 @@
-"""The Store interface the ingest pipeline, CLI and web layer talk to, and its value types."""
+"""The Store interface the ingest pipeline, CLI and web layer talk to, and the write ops."""
 
 from __future__ import annotations
 
@@ -8,27 +8,46 @@ import contextlib
 import enum
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from callpulse.callback import CallRecord
-from callpulse.errors import CallpulseError
-from callpulse.store.dialect import Dialect, to_epoch_ms
+from callpulse.store.errors import StoreRefused, StoreUnavailable
 from callpulse.store.problems import problems_from_json
-from callpulse.store.reads import RollupReads, equal_conditions
+from callpulse.store.reads import RollupReads
+from callpulse.store.records import (
+    EVERY_CALL,
+    CallSelection,
+    MigrationState,
+    QuarantineEntry,
+    StoredCall,
+)
 
 if TYPE_CHECKING:
     from callpulse.store.alerts import AlertBook
 
-
-class StoreUnavailable(CallpulseError):
-    """The database cannot take writes or answer reads right now (down, locked, disk full)."""
-
-
-class StoreRefused(CallpulseError):
-    """The database refuses this data (a value it cannot hold); retrying will not help."""
+# (the errors and records moved to modules of their own; importers of base keep working)
+__all__ = [
+    "EVERY_CALL",
+    "RECONCILED",
+    "CallSelection",
+    "CallWrite",
+    "MigrationState",
+    "QuarantineEntry",
+    "QuarantineWrite",
+    "SaveResult",
+    "Store",
+    "StoreRefused",
+    "StoreUnavailable",
+    "StoredCall",
+    "WriteOp",
+    "call_key",
+    "op_from_json",
+    "op_to_json",
+    "split_new_calls",
+]
 
 
 class SaveResult(enum.StrEnum):
@@ -86,33 +105,6 @@ class QuarantineWrite:
 WriteOp = CallWrite | QuarantineWrite
 
 
-@dataclass(frozen=True, slots=True)
-class StoredCall:
-    record: CallRecord
-    received_at: datetime
-    source: str
-    version: int
-
-
-@dataclass(frozen=True, slots=True)
-class QuarantineEntry:
-    id: int
-    received_at: datetime
-    reason: str
-    errors: dict[str, str]
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes
-    body_size: int
-
-
-@dataclass(frozen=True, slots=True)
-class MigrationState:
-    name: str
-    applied_at: datetime | None
-
-
 def call_key(account_sid: str, call_sid: str) -> int:
     """A compact signed 64-bit key for (AccountSid, CallSid); equal keys are compared in full."""
     digest = hashlib.blake2b(f"{account_sid}\x00{call_sid}".encode(), digest_size=8).digest()
@@ -137,95 +129,6 @@ def split_new_calls(ops: Sequence[WriteOp]) -> tuple[dict[tuple[str, str], int],
         else:
             first[ident] = index
     return first, rest
-
-
-def prune_boundary(cutoff: datetime) -> datetime:
-    """Pruning goes by whole UTC days, so no rollup bucket holds both kept and pruned calls."""
-    return cutoff.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-@dataclass(frozen=True)
-class CallSelection:
-    """Which calls an export takes: a range of start times (until exclusive) and exact
-    matches, each optional; the default is every call."""
-
-    since: datetime | None = None
-    until: datetime | None = None
-    account_sid: str | None = None
-    to: str | None = None
-    region: str | None = None
-
-    def where(self, dialect: Dialect) -> tuple[str, list[Any]]:
-        """`` WHERE ...`` (or nothing) over the calls table's columns, and its parameters."""
-        conditions: list[str] = []
-        params: list[Any] = []
-        for column, op, moment in (
-            ("started_at", ">=", self.since),
-            ("started_at", "<", self.until),
-        ):
-            if moment is not None:
-                conditions.append(f"{column} {op} {dialect.ms_param}")
-                params.append(to_epoch_ms(moment))
-        equal, values = equal_conditions(
-            dialect,
-            [("account_sid", self.account_sid), ("to_number", self.to), ("region", self.region)],
-        )
-        conditions += equal
-        params += values
-        return (" WHERE " + " AND ".join(conditions) if conditions else ""), params
-
-
-EVERY_CALL = CallSelection()
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-def stored_call_from_row(
-    account_sid: str,
-    call_sid: str,
-    row: Sequence[Any],
-    decode_time: Callable[[Any], datetime] = _same,
-    decode_json: Callable[[Any], Any] = _same,
-) -> StoredCall:
-    """A row of (from, to, started_at, status, duration_s, mos, extra, received_at, source,
-    version, problems) as a StoredCall; each backend says how its times and JSON come back."""
-    (from_number, to_number, started_at, status, duration_s, mos, extra, received_at, source,
-     version, problems) = row  # fmt: skip
-    record = CallRecord(
-        account_sid=account_sid,
-        call_sid=call_sid,
-        from_number=from_number,
-        to_number=to_number,
-        started_at=decode_time(started_at),
-        status=status,
-        duration_s=duration_s,
-        mos=mos,
-        extra=decode_json(extra),
-        problems=problems_from_json(problems),
-    )
-    return StoredCall(record, decode_time(received_at), source, version)
-
-
-def quarantine_entry_from_row(
-    row: Sequence[Any],
-    decode_time: Callable[[Any], datetime] = _same,
-    decode_json: Callable[[Any], Any] = _same,
-) -> QuarantineEntry:
-    """A row of (id, received_at, reason, errors, method, url, headers, body, body_size)."""
-    entry_id, received_at, reason, errors, method, url, headers, body, body_size = row
-    return QuarantineEntry(
-        id=entry_id,
-        received_at=decode_time(received_at),
-        reason=reason,
-        errors=decode_json(errors),
-        method=method,
-        url=url,
-        headers=decode_json(headers),
-        body=bytes(body),
-        body_size=body_size,
-    )
 
 
 def op_to_json(op: WriteOp) -> dict[str, Any]:

@@ -19,23 +19,25 @@ from callpulse.callback import CallRecord
 from callpulse.regions import region_of
 from callpulse.store import quarantine, rollups
 from callpulse.store.base import (
-    EVERY_CALL,
     RECONCILED,
-    CallSelection,
     CallWrite,
-    MigrationState,
-    QuarantineEntry,
     QuarantineWrite,
     SaveResult,
     Store,
-    StoredCall,
     WriteOp,
-    quarantine_entry_from_row,
-    stored_call_from_row,
 )
 from callpulse.store.dialect import REPEAT_WINDOW_MS, to_epoch_ms
 from callpulse.store.migrations import Migration, run_step
 from callpulse.store.problems import problems_to_json
+from callpulse.store.records import (
+    EVERY_CALL,
+    CallSelection,
+    MigrationState,
+    QuarantineEntry,
+    StoredCall,
+    quarantine_entry_from_row,
+    stored_call_from_row,
+)
 
 _HISTORY_COLUMNS = (
     "h.from_number, h.to_number, h.started_at, h.status, h.duration_s, h.mos, h.extra, "
@@ -123,8 +125,7 @@ class SqlStore(Store):
             return list(conn.execute(query, params).fetchall())
 
     def _call(self, account_sid: str, call_sid: str, row: Sequence[Any]) -> StoredCall:
-        d = self.dialect
-        return stored_call_from_row(account_sid, call_sid, row, d.decode_time, d.decode_json)
+        return stored_call_from_row(account_sid, call_sid, row, self.dialect)
 
     def get_call(self, account_sid: str, call_sid: str) -> StoredCall | None:
         lookup, params = self._locate_call(account_sid, call_sid)
@@ -332,7 +333,7 @@ class SqlStore(Store):
     # -- quarantine -------------------------------------------------------------------------
 
     def _entry(self, row: Sequence[Any]) -> QuarantineEntry:
-        return quarantine_entry_from_row(row, self.dialect.decode_time, self.dialect.decode_json)
+        return quarantine_entry_from_row(row, self.dialect)
 
     def list_quarantine(
         self, limit: int = 50, before_id: int | None = None

@@ -18,7 +18,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from callpulse.callback import WITHHELD, CallRecord
 from callpulse.regions import region_of
-from callpulse.store import rollups
+from callpulse.store import partitions, rollups
 from callpulse.store.alerts import ALERT_ROUND_LOCK, AlertBook
 from callpulse.store.base import (
     CallWrite,
@@ -33,11 +33,6 @@ from callpulse.store.core import DEFAULT_LIMITS, Connection, QuarantineLimits, S
 from callpulse.store.dialect import POSTGRES
 from callpulse.store.migrations import POSTGRES_MIGRATIONS
 
-PARTITIONS_AHEAD = 2  # months of partitions created before calls arrive for them
-# Months before the current one that get a partition of their own when calls arrive for them;
-# calls outside the window (reconciled long ago, stray clocks) go to the default partition.
-PARTITIONS_BEHIND = 13
-DEFAULT_PARTITION = "calls_default"
 RETRIES = 3  # deadlocks between racing batches are retried before giving up
 
 # Claiming the keys and inserting the calls in one statement makes the common case one round
@@ -84,18 +79,6 @@ def caller_stripes(calls: Iterable[CallWrite]) -> list[int]:
             if c.record.from_number != WITHHELD
         }
     )
-
-
-def month_start(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def next_month(start: datetime) -> datetime:
-    return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
-
-
-def partition_name(start: datetime) -> str:
-    return f"calls_p{start:%Y_%m}"
 
 
 def _lock_order(op: WriteOp) -> tuple[bool, str, str]:
@@ -177,7 +160,7 @@ class PostgresStore(SqlStore):
             yield conn
 
     def _schema_ready(self) -> None:
-        self.ensure_partitions(self._months_ahead())
+        self.ensure_partitions(partitions.months_ahead())
 
     def _why_no_connection(self) -> psycopg.Error | None:
         """The pool only says it timed out; one direct attempt tells why (refused, no such db)."""
@@ -190,9 +173,11 @@ class PostgresStore(SqlStore):
     # -- writes -----------------------------------------------------------------------------
 
     def write_batch(self, ops: Sequence[WriteOp]) -> list[SaveResult]:
-        window = self._partition_window()
-        months = {month_start(op.record.started_at) for op in ops if isinstance(op, CallWrite)}
-        months |= {next_month(month) for month in months}  # the next one ahead of time
+        window = partitions.window()
+        months = {
+            partitions.month_start(op.record.started_at) for op in ops if isinstance(op, CallWrite)
+        }
+        months |= {partitions.next_month(month) for month in months}  # the next one ahead of time
         months = {month for month in months if window[0] <= month <= window[1]}
         for attempt in range(RETRIES):
             try:
@@ -283,87 +268,35 @@ class PostgresStore(SqlStore):
 
     # -- partitions -------------------------------------------------------------------------
 
-    def _existing_partitions(self, conn: psycopg.Connection[Any]) -> set[str]:
-        rows = conn.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = 'calls'::regclass"
-        ).fetchall()
-        return {name for (name,) in rows}
-
-    @staticmethod
-    def _partition_window() -> tuple[datetime, datetime]:
-        """The first and last month that get partitions of their own."""
-        now = month_start(datetime.now(UTC))
-        months = now.year * 12 + now.month - 1
-        first = months - PARTITIONS_BEHIND
-        last = months + PARTITIONS_AHEAD
-        return (
-            now.replace(year=first // 12, month=first % 12 + 1),
-            now.replace(year=last // 12, month=last % 12 + 1),
-        )
-
     def ensure_partitions(self, months: set[datetime]) -> None:
         """Create the monthly partitions of ``calls`` these months need (outside any batch)."""
-        missing = {m for m in months if partition_name(m) not in self._partitions}
+        missing = {m for m in months if partitions.partition_name(m) not in self._partitions}
         if not missing:
             return
         with self._conn() as conn:
-            self._partitions |= self._existing_partitions(conn)
+            self._partitions |= partitions.existing(conn)
             for start in sorted(missing):
-                name = partition_name(start)
+                name = partitions.partition_name(start)
                 if name in self._partitions:
                     continue
                 # another process may create it at the same moment
                 with contextlib.suppress(
                     psycopg.errors.DuplicateTable, psycopg.errors.UniqueViolation
                 ):
-                    self._create_partition(conn, name, start, DEFAULT_PARTITION in self._partitions)
+                    partitions.create(
+                        conn, name, start, partitions.DEFAULT_PARTITION in self._partitions
+                    )
                 self._partitions.add(name)
-
-    @staticmethod
-    def _create_partition(
-        conn: psycopg.Connection[Any], name: str, start: datetime, take_from_default: bool
-    ) -> None:
-        """A month's partition, taking over what the default partition holds of that month
-        (attaching it would fail otherwise); the rows only move, so rollups stay as they are."""
-        table = sql.Identifier(name)
-        bounds = (sql.Literal(start), sql.Literal(next_month(start)))
-        with conn.transaction():
-            conn.execute(
-                sql.SQL(
-                    "CREATE TABLE {} (LIKE calls INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
-                ).format(table)
-            )
-            if take_from_default:
-                conn.execute(
-                    sql.SQL(
-                        "WITH moved AS (DELETE FROM {} WHERE started_at >= {} AND started_at < {} "
-                        "RETURNING *) INSERT INTO {} SELECT * FROM moved"
-                    ).format(sql.Identifier(DEFAULT_PARTITION), *bounds, table)
-                )
-            conn.execute(
-                sql.SQL(
-                    "ALTER TABLE calls ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})"
-                ).format(table, *bounds)
-            )
-
-    def _months_ahead(self) -> set[datetime]:
-        month = month_start(datetime.now(UTC))
-        months = {month}
-        for _ in range(PARTITIONS_AHEAD):
-            month = next_month(month)
-            months.add(month)
-        return months
 
     def prune(self, cutoff: datetime) -> int:
         """Drop every monthly partition that ends at or before ``cutoff``; return calls removed."""
         removed = 0
         with self._conn() as conn:
-            names = sorted(self._existing_partitions(conn) - {DEFAULT_PARTITION})
-            removed += self._prune_default(conn, cutoff)
+            names = sorted(partitions.existing(conn) - {partitions.DEFAULT_PARTITION})
+            removed += partitions.prune_default(conn, cutoff)
             for name in names:
                 start = datetime.strptime(name, "calls_p%Y_%m").replace(tzinfo=UTC)
-                end = next_month(start)
+                end = partitions.next_month(start)
                 if end > cutoff:
                     continue
                 with conn.transaction():
@@ -380,20 +313,6 @@ class PostgresStore(SqlStore):
                     conn.execute("DELETE FROM call_keys WHERE started_at < %s", (end,))
                 self._partitions.discard(name)
         return removed
-
-    @staticmethod
-    def _prune_default(conn: psycopg.Connection[Any], cutoff: datetime) -> int:
-        """Calls before ``cutoff`` in the default partition, removed row by row."""
-        with conn.transaction():
-            rows = conn.execute(
-                "DELETE FROM calls_default WHERE started_at < %s RETURNING account_sid, call_id",
-                (cutoff,),
-            ).fetchall()
-            if rows:
-                ids = [call_id for _account, call_id in rows]
-                conn.execute("DELETE FROM call_history WHERE call_id = ANY(%s)", (ids,))
-                conn.execute("DELETE FROM call_keys WHERE call_id = ANY(%s)", (ids,))
-        return len(rows)
 
     # -- reads ------------------------------------------------------------------------------
 

@@ -24,13 +24,13 @@ from callpulse.store.base import (
     StoreUnavailable,
     WriteOp,
     call_key,
-    prune_boundary,
     split_new_calls,
 )
 from callpulse.store.checkpoint import Checkpointer
 from callpulse.store.core import DEFAULT_LIMITS, Connection, QuarantineLimits, SqlStore
 from callpulse.store.dialect import SQLITE, to_epoch_ms
 from callpulse.store.migrations import SQLITE_MIGRATIONS
+from callpulse.store.records import prune_boundary
 
 # Errors about the data itself; every other sqlite3.Error (locked, I/O, disk full) is an outage.
 _REFUSALS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
