@@ -109,10 +109,10 @@ class WebhookReceiver:
                 f"HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
             )
             await writer.drain()
-            writer.close()
-            await writer.wait_closed()
         except ConnectionError:
             pass  # the sender went away; it retries on its own
+        finally:
+            writer.close()
 
     async def _one(self, reader: asyncio.StreamReader) -> str:
         head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
