@@ -200,3 +200,15 @@ def test_demo_degrade_fires_an_alert_at_its_webhook_and_on_the_api(tmp_path: Pat
         "the ports to be released",
         5,
     )
+
+
+def test_demo_degrade_needs_a_port_of_its_own_for_the_webhook(tmp_path: Path) -> None:
+    port = free_port()
+    result = subprocess.run(
+        [sys.executable, "-m", "callpulse", "demo", "--degrade", "--port", str(port),
+         "--emulator-port", str(free_port()), "--webhook-port", str(port)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "Invalid value for --webhook-port: must differ from --port" in result.stderr
+    assert "Traceback" not in result.stderr
