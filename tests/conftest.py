@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
+from callpulse.signature import url_variants
 from tests.support import BACKENDS, ServerProcess, backend_database
+
+# in the running virtualenv (also when mutmut runs the tests from a copy of the project)
+SDK3_VALIDATOR = Path(sys.prefix, "signalwire-sdk3/signalwire/core/security/webhook_validator.py")
 
 
 @pytest.fixture(params=BACKENDS)
@@ -22,3 +29,27 @@ def server(backend: str, tmp_path: Path) -> Iterator[ServerProcess]:
         proc = ServerProcess(tmp_path, database_url=url).start()
         yield proc
         proc.stop()
+
+
+@pytest.fixture(autouse=True)
+def _uncached_url_variants() -> None:
+    """Each test computes the URL variants it checks (none left over from an earlier test)."""
+    url_variants.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def sdk() -> ModuleType:
+    """``signalwire-sdk`` 3.7.5's webhook validator, loaded by path: its import name
+    ``signalwire`` is taken by the 2.x client of the test extras."""
+    if not SDK3_VALIDATOR.is_file():
+        pytest.fail(
+            f"{SDK3_VALIDATOR} is missing: run scripts/test, which installs signalwire-sdk==3.7.5 "
+            "into .venv/signalwire-sdk3"
+        )
+    spec = importlib.util.spec_from_file_location(
+        "signalwire_sdk3_webhook_validator", SDK3_VALIDATOR
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

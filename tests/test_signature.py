@@ -44,12 +44,6 @@ JSON_BODY = b'{"event":"call.state"}'
 JSON_URL = f"https://example.ngrok.io/webhook?bodySHA256={hashlib.sha256(JSON_BODY).hexdigest()}"
 
 
-@pytest.fixture(autouse=True)
-def _uncached_url_variants() -> None:
-    """Each test computes the URL variants it checks (none left over from an earlier test)."""
-    url_variants.cache_clear()
-
-
 def test_reference_vector_compatibility() -> None:
     signature = compatibility_signature("12345", VECTOR_URL, VECTOR_PARAMS.items())
     assert signature == "RSOYDt4T1cUTdK1PDd93/VVr8B8="

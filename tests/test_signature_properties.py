@@ -48,12 +48,6 @@ urls = st.one_of(
 SCHEMES = ["sha256", "compatibility", "native", "url-only", "body-sha256"]
 
 
-@pytest.fixture(autouse=True)
-def _uncached_url_variants() -> None:
-    """Each test computes the URL variants it checks (none left over from an earlier test)."""
-    url_variants.cache_clear()
-
-
 @PROFILE
 @given(
     url=urls,

@@ -2,19 +2,17 @@
 
 - ``signalwire-sdk`` 3.7.5's ``signalwire/core/security/webhook_validator.py`` (SHA-256, scheme A,
   scheme B, URL-only JSON), loaded by path from ``.venv/signalwire-sdk3`` where scripts/test
-  installs it: its import name ``signalwire`` is taken by the 2.x client of the test extras;
+  installs it (the ``sdk`` fixture of tests/conftest.py): its import name ``signalwire`` is taken
+  by the 2.x client of the test extras;
 - twilio's RequestValidator and the ``signalwire`` 2.x RequestValidator.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import random
 import string
-import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -30,35 +28,10 @@ from callpulse.signature import (
     compatibility_signature,
     hmac_sha256_signature,
     native_signature,
-    url_variants,
     verify,
 )
 
-# in the running virtualenv (also when mutmut runs the tests from a copy of the project)
-SDK3_VALIDATOR = Path(sys.prefix, "signalwire-sdk3/signalwire/core/security/webhook_validator.py")
 CASES = 300
-
-
-@pytest.fixture(autouse=True)
-def _uncached_url_variants() -> None:
-    """Each test computes the URL variants it checks (none left over from an earlier test)."""
-    url_variants.cache_clear()
-
-
-@pytest.fixture(scope="module")
-def sdk() -> ModuleType:
-    if not SDK3_VALIDATOR.is_file():
-        pytest.fail(
-            f"{SDK3_VALIDATOR} is missing: run scripts/test, which installs signalwire-sdk==3.7.5 "
-            "into .venv/signalwire-sdk3"
-        )
-    spec = importlib.util.spec_from_file_location(
-        "signalwire_sdk3_webhook_validator", SDK3_VALIDATOR
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class Case:

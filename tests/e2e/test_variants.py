@@ -161,18 +161,6 @@ def test_a_signature_over_the_url_alone_is_stored_marked_and_counted(
     assert [p["field"] for p in rows[fields["CallSid"]]["problems"]] == ["signature"]
 
 
-def test_the_setting_refuses_signatures_over_the_url_alone(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path, env={"CALLPULSE_REFUSE_UNCOVERED_BODIES": "true"}).start()
-    try:
-        _fields, request = _url_only_json(server.callback_url)
-        response = httpx.post(server.callback_url, **request, timeout=10)
-        assert response.status_code == 403
-        assert "CALLPULSE_REFUSE_UNCOVERED_BODIES" in response.json()["fields"][
-            "X-SignalWire-Signature"]  # fmt: skip
-    finally:
-        server.stop()
-
-
 def test_a_lone_surrogate_in_a_signed_extra_field_keeps_every_export_working(
     api_server: ServerProcess, tmp_path: Path
 ) -> None:
