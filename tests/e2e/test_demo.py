@@ -184,6 +184,15 @@ def test_demo_degrade_fires_an_alert_at_its_webhook_and_on_the_api(tmp_path: Pat
         assert alerts.status_code == 200
         active = {(a["rule"], a["scope"], a["state"]) for a in alerts.json()["active"]}
         assert (fired.group(1), f"to={number}", "firing") in active
+        # The dashboard's banner reads the same with the session of a log-in with that token.
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=5) as browser:
+            login = browser.post("/login", data={"token": token.group(1)}, headers={"Origin": base})
+            assert login.status_code == 303
+            seen = browser.get("/api/v1/alerts").json()["active"]
+            assert (fired.group(1), f"to={number}", "firing") in {
+                (a["rule"], a["scope"], a["state"]) for a in seen
+            }
     finally:
         proc.send_signal(signal.SIGINT)
         try:
