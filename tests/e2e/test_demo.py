@@ -221,3 +221,9 @@ def test_demo_degrade_needs_a_port_of_its_own_for_the_webhook(tmp_path: Path) ->
     assert result.returncode == 2
     assert "Invalid value for --webhook-port: must differ from --port" in result.stderr
     assert "Traceback" not in result.stderr
+    alone = subprocess.run(
+        [sys.executable, "-m", "callpulse", "demo", "--webhook-port", str(port)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert alone.returncode == 2
+    assert "Invalid value for --webhook-port: only with --degrade" in alone.stderr

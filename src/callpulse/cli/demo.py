@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from callpulse.cli.base import (
     DEMO_DATABASE_URL,
@@ -41,6 +42,8 @@ DEGRADE_RATE = 1.0
 
 @dataclass(frozen=True)
 class Degrade:
+    """What --degrade asks for: the webhook receiver's port, and when the number goes bad."""
+
     webhook_port: int
     after_s: float
 
@@ -96,6 +99,10 @@ def demo(
 
     Example: callpulse demo --port 8080 --days 3 --degrade
     """
+    if not degrade and ctx.get_parameter_source("webhook_port") is ParameterSource.COMMANDLINE:
+        raise click.BadParameter(
+            "only with --degrade (the demo's webhook receiver)", param_hint="--webhook-port"
+        )
     ports = {"--port": port, "--emulator-port": emulator_port}
     if degrade:
         ports["--webhook-port"] = webhook_port
