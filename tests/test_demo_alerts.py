@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 from callpulse.alerts.webhook import Webhook
 from callpulse.config import load_settings
@@ -85,3 +87,13 @@ def test_the_receiver_verifies_each_notification_and_prints_it() -> None:
     assert refused == f"webhook {receiver.url}: answered 401"
     assert (get, big, bad) == (405, "HTTP/1.1 413 Content Too Large", "HTTP/1.1 400 Bad Request")
     assert lines == [describe(FIRING, True), describe(FIRING, False)]
+
+
+def test_a_port_taken_meanwhile_is_one_line_naming_the_option() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        receiver = WebhookReceiver(port, print)
+        with pytest.raises(CallpulseError, match=rf"^port {port} on 127.0.0.1: .*--webhook-port"):
+            asyncio.run(receiver.start())

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from callpulse.alerts.notify import SIGNATURE_HEADER, figure, verify_signature
 from callpulse.demo import HOST
+from callpulse.errors import CallpulseError
 
 ALERT_INTERVAL_S = 5
 # The shipped rules of these names over 2-minute windows, held 20 s instead of 5 minutes, so a
@@ -83,9 +84,14 @@ class WebhookReceiver:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._handle, HOST, self.port, reuse_address=True, limit=MAX_HEAD_BYTES
-        )
+        try:
+            self._server = await asyncio.start_server(
+                self._handle, HOST, self.port, reuse_address=True, limit=MAX_HEAD_BYTES
+            )
+        except OSError as exc:  # taken since the demo checked it
+            raise CallpulseError(
+                f"port {self.port} on {HOST}: {exc.strerror}: pass --webhook-port PORT"
+            ) from None
 
     async def close(self) -> None:
         if self._server is not None:
