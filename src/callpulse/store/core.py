@@ -27,6 +27,7 @@ from callpulse.store.base import (
     WriteOp,
 )
 from callpulse.store.dialect import REPEAT_WINDOW_MS, to_epoch_ms
+from callpulse.store.errors import StoreRefused, StoreUnavailable
 from callpulse.store.migrations import Migration, run_step
 from callpulse.store.problems import problems_to_json
 from callpulse.store.records import (
@@ -114,6 +115,17 @@ class SqlStore(Store):
 
     def _moved(self, conn: Connection, record: CallRecord, fingerprint: int) -> None:
         """After an update: whatever else keeps the call's start and fingerprint."""
+
+    @property
+    @abc.abstractmethod
+    def _label(self) -> str:
+        """The database in messages (never with a password)."""
+
+    def _failure(self, exc: BaseException) -> StoreRefused | StoreUnavailable:
+        """A failed write as the error callers tell apart, in one line."""
+        if self.dialect.refuses(exc):
+            return StoreRefused(" ".join(f"{self._label} refused: {exc}".split()))
+        return StoreUnavailable(" ".join(f"{self._label}: {exc}".split()))
 
     def _schema_ready(self) -> None:
         """After ``upgrade``, whatever the schema is: what the backend prepares ahead."""

@@ -6,6 +6,7 @@ Everything else about the SQL is shared; code asks the dialect, never which back
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +26,22 @@ def from_epoch_ms(ms: int) -> datetime:
 
 def _same(value: Any) -> Any:
     return value
+
+
+def _sqlite_refuses(exc: BaseException) -> bool:
+    # Errors about the data itself; every other sqlite3.Error (locked, I/O, disk full) is an
+    # outage. A value sqlite3 cannot bind (an int beyond 64 bits: OverflowError; a lone
+    # surrogate: UnicodeEncodeError) fails before it reaches the database: refused the same.
+    refusals = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
+    return isinstance(exc, (*refusals, ValueError, OverflowError))
+
+
+def _postgres_refuses(exc: BaseException) -> bool:
+    import psycopg  # (imported where PostgreSQL is used only)
+
+    # A value psycopg cannot send (a lone surrogate: UnicodeEncodeError) is refused the same.
+    refusals = (psycopg.DataError, psycopg.IntegrityError)
+    return isinstance(exc, (*refusals, ValueError, OverflowError))
 
 
 @dataclass(frozen=True)
@@ -62,6 +79,9 @@ class Dialect:
     calls_lock: str | None
     history_keys: str  # call_history's columns before a version's own ones
     stored_ms: Callable[[Any], int]  # a stored call time as epoch ms
+    # Whether a failed write means the database refuses the data (retrying will not help);
+    # every other driver error is an outage.
+    refuses: Callable[[BaseException], bool]
 
     def ms(self, column: str) -> str:
         return self.ms_of.format(c=column)
@@ -102,6 +122,7 @@ SQLITE = Dialect(
     calls_lock=None,
     history_keys="",
     stored_ms=int,
+    refuses=_sqlite_refuses,
 )
 POSTGRES = Dialect(
     param="%s",
@@ -131,4 +152,5 @@ POSTGRES = Dialect(
     calls_lock="LOCK TABLE calls IN EXCLUSIVE MODE",  # reads go on, writes wait
     history_keys="account_sid, ",  # (PostgreSQL's call_history holds the account too)
     stored_ms=to_epoch_ms,
+    refuses=_postgres_refuses,
 )

@@ -23,7 +23,6 @@ from callpulse.store.alerts import ALERT_ROUND_LOCK, AlertBook
 from callpulse.store.base import (
     CallWrite,
     SaveResult,
-    StoreRefused,
     StoreUnavailable,
     WriteOp,
     call_key,
@@ -88,8 +87,8 @@ def _lock_order(op: WriteOp) -> tuple[bool, str, str]:
     return (True, "", "")
 
 
-def _unavailable(url: str, exc: Exception) -> StoreUnavailable:
-    return StoreUnavailable(" ".join(f"PostgreSQL {url}: {exc}".split()))  # one line
+def _unavailable(label: str, exc: Exception) -> StoreUnavailable:
+    return StoreUnavailable(" ".join(f"{label}: {exc}".split()))  # one line
 
 
 def _safe_url(url: str) -> str:
@@ -112,7 +111,7 @@ class PostgresStore(SqlStore):
     ) -> None:
         super().__init__(quarantine_limits)
         self.url = url
-        self._label = _safe_url(url)
+        self._address = _safe_url(url)
         self._timeout = connect_timeout_s
         self._partitions: set[str] = set()
         self._pool = ConnectionPool(
@@ -126,6 +125,10 @@ class PostgresStore(SqlStore):
             name="callpulse",
         )
         self._opened = False
+
+    @property
+    def _label(self) -> str:
+        return f"PostgreSQL {self._address}"
 
     @staticmethod
     def _configure(conn: psycopg.Connection[Any]) -> None:
@@ -187,13 +190,8 @@ class PostgresStore(SqlStore):
             except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
                 if attempt == RETRIES - 1:
                     raise _unavailable(self._label, exc) from exc
-            except (psycopg.DataError, psycopg.IntegrityError) as exc:
-                raise StoreRefused(f"PostgreSQL {self._label} refused: {exc}") from exc
-            except (ValueError, OverflowError) as exc:
-                # A value psycopg cannot send (a lone surrogate: UnicodeEncodeError).
-                raise StoreRefused(f"PostgreSQL {self._label} cannot hold a value: {exc}") from exc
-            except psycopg.Error as exc:
-                raise _unavailable(self._label, exc) from exc
+            except (psycopg.Error, ValueError, OverflowError) as exc:
+                raise self._failure(exc) from exc
         raise AssertionError("unreachable")
 
     def _write(self, conn: psycopg.Connection[Any], ops: Sequence[WriteOp]) -> list[SaveResult]:

@@ -20,7 +20,6 @@ from callpulse.store.alerts import AlertBook
 from callpulse.store.base import (
     CallWrite,
     SaveResult,
-    StoreRefused,
     StoreUnavailable,
     WriteOp,
     call_key,
@@ -32,11 +31,6 @@ from callpulse.store.dialect import SQLITE, to_epoch_ms
 from callpulse.store.migrations import SQLITE_MIGRATIONS
 from callpulse.store.records import prune_boundary
 
-# Errors about the data itself; every other sqlite3.Error (locked, I/O, disk full) is an outage.
-_REFUSALS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
-# A value sqlite3 cannot bind (an int beyond 64 bits: OverflowError; a lone surrogate:
-# UnicodeEncodeError) fails before it reaches the database: refused just the same.
-_VALUE_ERRORS = (ValueError, OverflowError)
 _NEW_COLUMNS = (
     "call_key, account_sid, call_sid, from_number, to_number, started_at, status, duration_s, "
     "mos, extra, received_at, source, problems, region, fingerprint"
@@ -93,7 +87,7 @@ class SQLiteStore(SqlStore):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
         except (sqlite3.Error, OSError) as exc:
-            raise StoreUnavailable(f"SQLite database {self.path}: {exc}") from exc
+            raise StoreUnavailable(f"{self._label}: {exc}") from exc
         return conn
 
     @property
@@ -118,7 +112,7 @@ class SQLiteStore(SqlStore):
         try:
             yield self._reader
         except sqlite3.Error as exc:
-            raise StoreUnavailable(f"SQLite database {self.path}: {exc}") from exc
+            raise StoreUnavailable(f"{self._label}: {exc}") from exc
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -156,15 +150,14 @@ class SQLiteStore(SqlStore):
                 conn.execute("COMMIT")
             if self._checkpointer is not None:
                 self._checkpointer.restart_if_wanted(conn, self._busy_timeout_ms)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, ValueError, OverflowError) as exc:
             self._roll_back(conn)
-            if isinstance(exc, _REFUSALS):
-                raise StoreRefused(f"SQLite database {self.path} refused: {exc}") from exc
-            raise StoreUnavailable(f"SQLite database {self.path}: {exc}") from exc
-        except _VALUE_ERRORS as exc:
-            self._roll_back(conn)
-            raise StoreRefused(f"SQLite database {self.path} cannot hold a value: {exc}") from exc
+            raise self._failure(exc) from exc
         return results
+
+    @property
+    def _label(self) -> str:
+        return f"SQLite database {self.path}"
 
     def _roll_back(self, conn: sqlite3.Connection) -> None:
         if conn.in_transaction:
