@@ -14,7 +14,6 @@ from typing import Any
 from callpulse.alerts.evaluate import OK, AlertState, Key, Transition
 from callpulse.store.dialect import Dialect, from_epoch_ms, to_epoch_ms
 
-ALERT_ROUND_LOCK = 0x616C657274  # pg_try_advisory_xact_lock key: one evaluation round at a time
 _STATE_COLUMNS = (
     "rule, scope, state, value, threshold, pending_since, started_at, resolved_at, notified_at, "
     "changed_at"

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from callpulse.callback import CallRecord
 from callpulse.regions import region_of
 from callpulse.store import quarantine, rollups
+from callpulse.store.alerts import AlertBook
 from callpulse.store.base import (
     RECONCILED,
     CallWrite,
@@ -126,6 +127,11 @@ class SqlStore(Store):
         if self.dialect.refuses(exc):
             return StoreRefused(" ".join(f"{self._label} refused: {exc}".split()))
         return StoreUnavailable(" ".join(f"{self._label}: {exc}".split()))
+
+    def _snapshot(self) -> contextlib.AbstractContextManager[Connection]:
+        """A read-only transaction: one consistent view (a write transaction unless the
+        backend has a cheaper one)."""
+        return self._transaction()
 
     def _schema_ready(self) -> None:
         """After ``upgrade``, whatever the schema is: what the backend prepares ahead."""
@@ -371,6 +377,20 @@ class SqlStore(Store):
             "(SELECT value FROM counters WHERE name = 'quarantine_dropped')"
         )
         return int(kept), int(dropped)
+
+    # -- alerts -----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def alert_book(
+        self, *, evaluation_round: bool = False, read_only: bool = False
+    ) -> Iterator[AlertBook | None]:
+        # Kept short (the figures are read before), so the ingest writer waits at most a moment.
+        with self._snapshot() if read_only else self._transaction() as conn:
+            lock = self.dialect.round_lock
+            if evaluation_round and lock is not None and not conn.execute(lock).fetchone()[0]:
+                yield None  # another process or host is evaluating this round
+                return
+            yield AlertBook(conn, self.dialect)
 
     # -- sessions ---------------------------------------------------------------------------
 

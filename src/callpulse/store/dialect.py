@@ -14,6 +14,7 @@ from typing import Any
 
 REPEAT_WINDOW_MS = 86_400_000  # a caller calling again within 24 h is a repeat caller
 MIGRATION_LOCK = 0x63616C6C70  # PostgreSQL advisory lock key: one upgrader at a time
+ALERT_ROUND_LOCK = 0x616C657274  # and one alert evaluation round at a time
 
 
 def to_epoch_ms(moment: datetime) -> int:
@@ -77,6 +78,7 @@ class Dialect:
     # where the transaction itself already holds the database's one write lock.
     migration_lock: str | None
     calls_lock: str | None
+    round_lock: str | None  # taken if free (true) or not (false): one alert round at a time
     history_keys: str  # call_history's columns before a version's own ones
     stored_ms: Callable[[Any], int]  # a stored call time as epoch ms
     # Whether a failed write means the database refuses the data (retrying will not help);
@@ -120,6 +122,7 @@ SQLITE = Dialect(
     json_octets_of="length({v})",
     migration_lock=None,  # BEGIN IMMEDIATE
     calls_lock=None,
+    round_lock=None,  # BEGIN IMMEDIATE: a racing round waits, then sees what the other stored
     history_keys="",
     stored_ms=int,
     refuses=_sqlite_refuses,
@@ -150,6 +153,7 @@ POSTGRES = Dialect(
     json_octets_of="octet_length({v}::text)",
     migration_lock=f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})",
     calls_lock="LOCK TABLE calls IN EXCLUSIVE MODE",  # reads go on, writes wait
+    round_lock=f"SELECT pg_try_advisory_xact_lock({ALERT_ROUND_LOCK})",
     history_keys="account_sid, ",  # (PostgreSQL's call_history holds the account too)
     stored_ms=to_epoch_ms,
     refuses=_postgres_refuses,

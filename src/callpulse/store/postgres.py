@@ -19,7 +19,6 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from callpulse.callback import WITHHELD, CallRecord
 from callpulse.regions import region_of
 from callpulse.store import partitions, rollups
-from callpulse.store.alerts import ALERT_ROUND_LOCK, AlertBook
 from callpulse.store.base import (
     CallWrite,
     SaveResult,
@@ -335,23 +334,3 @@ class PostgresStore(SqlStore):
         if self._opened:
             self._pool.close()
             self._opened = False
-
-    @contextlib.contextmanager
-    def alert_book(
-        self, *, evaluation_round: bool = False, read_only: bool = False
-    ) -> Iterator[AlertBook | None]:
-        # (read_only changes nothing here: readers never wait on writers in PostgreSQL)
-        try:
-            with self._conn() as conn, conn.transaction():
-                if evaluation_round:
-                    row = conn.execute(
-                        "SELECT pg_try_advisory_xact_lock(%s)", (ALERT_ROUND_LOCK,)
-                    ).fetchone()
-                    if (
-                        row is None or not row[0]
-                    ):  # another process or host is evaluating this round
-                        yield None
-                        return
-                yield AlertBook(conn, POSTGRES)
-        except psycopg.Error as exc:
-            raise _unavailable(self._label, exc) from exc

@@ -16,7 +16,6 @@ from callpulse.callback import CallRecord
 from callpulse.config import SYNCHRONOUS_MODES
 from callpulse.regions import region_of
 from callpulse.store import checkpoint, rollups
-from callpulse.store.alerts import AlertBook
 from callpulse.store.base import (
     CallWrite,
     SaveResult,
@@ -125,6 +124,16 @@ class SQLiteStore(SqlStore):
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A deferred transaction: one snapshot, no lock the writer waits on."""
+        with self._connection() as conn:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -264,20 +273,3 @@ class SQLiteStore(SqlStore):
             self._local = threading.local()
         for _thread, conn in readers:
             conn.close()
-
-    @contextlib.contextmanager
-    def alert_book(
-        self, *, evaluation_round: bool = False, read_only: bool = False
-    ) -> Iterator[AlertBook | None]:
-        if read_only:  # a deferred transaction: one snapshot, no lock the writer waits on
-            with self._connection() as conn:
-                conn.execute("BEGIN")
-                try:
-                    yield AlertBook(conn, SQLITE)
-                finally:
-                    conn.execute("COMMIT")
-            return
-        # BEGIN IMMEDIATE: one writer of the alert tables at a time, rounds included; kept
-        # short (the figures are read before), so the ingest writer waits at most a moment.
-        with self._transaction() as conn:
-            yield AlertBook(conn, SQLITE)
