@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from callpulse.callback import CallRecord
 from callpulse.regions import region_of
@@ -31,6 +31,7 @@ from callpulse.store.dialect import REPEAT_WINDOW_MS, to_epoch_ms
 from callpulse.store.errors import StoreRefused, StoreUnavailable
 from callpulse.store.migrations import Migration, run_step
 from callpulse.store.problems import problems_to_json
+from callpulse.store.protocols import Connection
 from callpulse.store.records import (
     EVERY_CALL,
     CallSelection,
@@ -53,21 +54,6 @@ _CALL_COLUMNS = _HISTORY_COLUMNS.replace("h.", "c.")
 _QUARANTINE_SELECT = (
     "SELECT id, received_at, reason, errors, method, url, headers, body, body_size FROM quarantine"
 )
-
-
-class Cursor(Protocol):
-    @property
-    def rowcount(self) -> int: ...
-
-    def fetchone(self) -> Any: ...
-
-    def fetchall(self) -> list[Any]: ...
-
-
-class Connection(Protocol):
-    """What the shared SQL needs of a driver's connection (sqlite3 and psycopg alike)."""
-
-    def execute(self, query: str, params: Sequence[Any] = ..., /) -> Cursor: ...
 
 
 @dataclass(frozen=True)

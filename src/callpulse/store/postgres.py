@@ -27,9 +27,10 @@ from callpulse.store.base import (
     call_key,
     split_new_calls,
 )
-from callpulse.store.core import DEFAULT_LIMITS, Connection, QuarantineLimits, SqlStore
+from callpulse.store.core import DEFAULT_LIMITS, QuarantineLimits, SqlStore
 from callpulse.store.dialect import POSTGRES
 from callpulse.store.migrations import POSTGRES_MIGRATIONS
+from callpulse.store.protocols import Connection
 
 RETRIES = 3  # deadlocks between racing batches are retried before giving up
 

@@ -1,11 +1,12 @@
 """What each user of the store calls, as small protocols: a user depends on its own few
-methods, not on the whole store (``Store`` has them all)."""
+methods, not on the whole store (``Store`` has them all); and what the shared SQL needs of a
+driver's connection."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from callpulse.store.base import QuarantineEntry
 from callpulse.store.reads import CallFilter, Counters, Histograms, ListedCall, Segment
@@ -58,3 +59,18 @@ class AlertTables(Protocol):
     def alert_book(
         self, *, evaluation_round: bool = False, read_only: bool = False
     ) -> contextlib.AbstractContextManager[AlertBook | None]: ...
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    """What the shared SQL needs of a driver's connection (sqlite3 and psycopg alike)."""
+
+    def execute(self, query: str, params: Sequence[Any] = ..., /) -> Cursor: ...

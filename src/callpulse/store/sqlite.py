@@ -25,9 +25,10 @@ from callpulse.store.base import (
     split_new_calls,
 )
 from callpulse.store.checkpoint import Checkpointer
-from callpulse.store.core import DEFAULT_LIMITS, Connection, QuarantineLimits, SqlStore
+from callpulse.store.core import DEFAULT_LIMITS, QuarantineLimits, SqlStore
 from callpulse.store.dialect import SQLITE, to_epoch_ms
 from callpulse.store.migrations import SQLITE_MIGRATIONS
+from callpulse.store.protocols import Connection
 from callpulse.store.records import prune_boundary
 
 _NEW_COLUMNS = (
