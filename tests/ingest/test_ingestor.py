@@ -14,19 +14,14 @@ from urllib.parse import urlencode
 import pytest
 
 from callpulse import metrics
-from callpulse.ingest import (
-    UNCOVERED_WHY,
-    Answer,
-    CallbackGate,
-    Ingestor,
-    RawCallback,
-    raw_from_quarantine,
-)
+from callpulse.ingest.gate import UNCOVERED_WHY, CallbackGate, RawCallback
+from callpulse.ingest.pipeline import Answer, Ingestor
+from callpulse.ingest.quarantine import raw_from_quarantine
+from callpulse.ingest.spool import Spool
+from callpulse.ingest.writer import BatchWriter
 from callpulse.signature import SigningKeys
 from callpulse.store.base import CallWrite, SaveResult, StoreRefused, WriteOp
-from callpulse.store.spool import Spool
 from callpulse.store.sqlite import SQLiteStore
-from callpulse.store.writer import BatchWriter
 from tests.ingest.raw import FORM, RECEIVED, URL, form, raw
 from tests.support import SIGNING_KEY, callback_fields
 
@@ -83,10 +78,10 @@ def test_a_new_call_is_inserted_a_retry_is_a_duplicate_a_change_an_update(
     ingestor = Ingestor(GATE, writer)
     fields = callback_fields()
     before, calls_before = outcomes("inserted", "duplicate", "updated"), calls_counted()
-    assert handle(ingestor, form(fields)) == Answer(200, {"result": "inserted"})
-    assert handle(ingestor, form(fields)) == Answer(200, {"result": "duplicate"})
+    assert handle(ingestor, form(fields)) == Answer(200, {"result": "inserted"}, fields["CallSid"])
+    assert handle(ingestor, form(fields)) == Answer(200, {"result": "duplicate"}, fields["CallSid"])
     changed = dict(fields, CallStatus="failed", CallDuration="0", AudioInMos="")
-    assert handle(ingestor, form(changed)) == Answer(200, {"result": "updated"})
+    assert handle(ingestor, form(changed)) == Answer(200, {"result": "updated"}, fields["CallSid"])
     assert since(before, outcomes("inserted", "duplicate", "updated")) == [1, 1, 1]
     # one call, counted by the status it arrived with: a retry or a correction is no new call
     assert since(calls_before, calls_counted()) == [1, 0, 0]
@@ -106,9 +101,9 @@ def test_data_problems_are_answered_and_counted_once_per_stored_version(
     problem = {"field": "AudioInMos", "value": "7.2", "why": "out of range (1-5)"}
     before = problems_counted("AudioInMos", "CallDuration")
     answer = handle(ingestor, form(fields))
-    assert answer == Answer(200, {"result": "inserted", "problems": [problem]})
+    assert answer == Answer(200, {"result": "inserted", "problems": [problem]}, fields["CallSid"])
     retry = handle(ingestor, form(fields))  # the sender is told again, nothing counted again
-    assert retry == Answer(200, {"result": "duplicate", "problems": [problem]})
+    assert retry == Answer(200, {"result": "duplicate", "problems": [problem]}, fields["CallSid"])
     assert since(before, problems_counted("AudioInMos", "CallDuration")) == [1, 0]
     update = handle(ingestor, form(dict(fields, CallDuration="x")))
     assert update.body["result"] == "updated" and len(update.body["problems"]) == 2
@@ -257,6 +252,7 @@ def test_a_call_the_database_refuses_is_answered_500_and_kept(
             "error": "the database refused this callback; "
             "it is kept in quarantine (callpulse quarantine list)",
         },
+        refused_sid,
     )
     assert outcomes("refused") == [before + 1]
     (entry,) = store.list_quarantine()
@@ -273,15 +269,15 @@ def test_a_call_stored_nowhere_is_answered_503(
     fields = callback_fields()
     (before,) = outcomes("unavailable")
     try:
-        with caplog.at_level(logging.ERROR, logger="callpulse.ingest"):
+        with caplog.at_level(logging.ERROR, logger="callpulse.ingest.pipeline"):
             answer = handle(Ingestor(GATE, writer), form(fields))
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
         writer.stop()
-    assert answer == Answer(503, {"error": "storage unavailable, retry later"})
+    assert answer == Answer(503, {"error": "storage unavailable, retry later"}, fields["CallSid"])
     assert outcomes("unavailable") == [before + 1]
-    (message,) = [r.getMessage() for r in caplog.records if r.name == "callpulse.ingest"]
+    (message,) = [r.getMessage() for r in caplog.records if r.name == "callpulse.ingest.pipeline"]
     assert message.startswith(f"callback {fields['CallSid']} not stored: database and spool both")
 
 
@@ -291,14 +287,13 @@ def test_a_spooled_call_is_answered_and_counted_once(tmp_path: Path) -> None:
     blocker.execute("BEGIN IMMEDIATE")
     calls_before = calls_counted()
     try:
-        answer = handle(
-            Ingestor(GATE, writer), form(callback_fields(CallStatus="failed", CallDuration="7"))
-        )
+        fields = callback_fields(CallStatus="failed", CallDuration="7")
+        answer = handle(Ingestor(GATE, writer), form(fields))
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
         writer.stop()  # the spool drains into the database
-    assert answer == Answer(200, {"result": "spooled"})
+    assert answer == Answer(200, {"result": "spooled"}, fields["CallSid"])
     assert writer.store.count_calls() == 1
     assert since(calls_before, calls_counted()) == [0, 1, 0]  # once, not again when drained
 

@@ -9,7 +9,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from callpulse.ingest import Ingestor, RawCallback, SaveResult
+from callpulse.ingest.gate import RawCallback
+from callpulse.ingest.pipeline import Ingestor
+from callpulse.store.base import SaveResult
 from callpulse.web.access_log import AccessLog
 from callpulse.web.http import read_limited
 

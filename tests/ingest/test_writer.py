@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from callpulse.callback import parse_callback
+from callpulse.ingest import writer as writer_module
+from callpulse.ingest.spool import Spool
+from callpulse.ingest.writer import BatchWriter
 from callpulse.store import Store
-from callpulse.store import writer as writer_module
 from callpulse.store.base import CallWrite, SaveResult, StoreUnavailable, WriteOp
-from callpulse.store.spool import Spool
 from callpulse.store.sqlite import SQLiteStore
-from callpulse.store.writer import BatchWriter
 from tests.store.test_store import NOW
 from tests.support import callback_fields
 
