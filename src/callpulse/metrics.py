@@ -23,7 +23,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 REGISTRY = CollectorRegistry()
 
 # Every outcome the endpoint counts: what the store did, a store outage, or why a request was
-# rejected (ingest.Rejected reasons).
+# rejected (the reasons of ingest/gate.py's Rejected).
 OUTCOMES = (
     *(result.value for result in SaveResult),
     "unavailable",
