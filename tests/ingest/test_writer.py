@@ -240,4 +240,6 @@ def test_a_spooled_write_that_always_fails_is_kept_and_does_not_block_the_spool(
     writer._try_drain(force=True)
     assert not writer.spool.has_pending() and writer.spool.files() == []
     assert store.count_calls() == 2
-    assert [e.reason for e in store.list_quarantine()] == ["refused"]
+    (entry,) = store.list_quarantine()  # the writer's own failure, not the database's words
+    assert (entry.reason, entry.errors) == ("refused", {"writer": "internal error: boom"})
+    assert f"CallSid={poison.record.call_sid}" in entry.body.decode()
