@@ -162,3 +162,23 @@ def test_a_given_line_is_kept() -> None:
 def test_no_lines_is_an_error() -> None:
     with pytest.raises(ValueError, match="at least one called number"):
         TrafficModel(random.Random(1), [])
+
+
+def test_a_degraded_line_fails_often_and_most_of_its_calls_sound_poor() -> None:
+    model = TrafficModel(random.Random(3), LINES)
+    model.degrade(LINES[0])
+    degraded = [model.call(MONDAY, to_number=LINES[0]) for _ in range(2000)]
+    others = [model.call(MONDAY, to_number=LINES[1]) for _ in range(2000)]
+    failed = sum(call.status == "failed" for call in degraded) / len(degraded)
+    assert 0.25 < failed < 0.35
+    scores = [call.mos for call in degraded if call.mos is not None]
+    assert sum(mos < 3.0 for mos in scores) / len(scores) > 0.75
+    assert min(scores) >= 1.0
+    # The other lines are as before.
+    assert sum(call.status == "failed" for call in others) / len(others) < 0.07
+    assert statistics.median(call.mos for call in others if call.mos is not None) > 4.0
+
+
+def test_only_a_line_of_the_model_can_degrade() -> None:
+    with pytest.raises(ValueError, match="not one of the model's called numbers"):
+        TrafficModel(random.Random(1), LINES).degrade("+15005550006")

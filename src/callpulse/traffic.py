@@ -75,6 +75,9 @@ _BAD_LINE_POOR_SHARE = 0.35
 _IVR_HANGUP_SHARE = 0.12
 _REPEAT_SHARE = 0.12
 _UNSCORED_SHARE = 0.02  # completed calls the sender sends without a MOS
+# A degraded line (a carrier trunk losing packets): a burst of failures, most calls below MOS 3.
+_DEGRADED_FAIL_SHARE = 0.3
+_DEGRADED_POOR_SHARE = 0.85
 _REPEAT_WITHIN = timedelta(hours=6)
 
 
@@ -106,7 +109,8 @@ class TrafficModel:
     """Draws arrival times and calls to ``to_numbers``.
 
     The numbers get different loads (the first busiest); with two or more, the last one is a
-    bad line: more failures and more poor audio.
+    bad line: more failures and more poor audio. ``degrade`` turns a line much worse from then
+    on, as an outage would.
     """
 
     def __init__(self, rng: random.Random, to_numbers: Sequence[str]) -> None:
@@ -117,6 +121,13 @@ class TrafficModel:
         self.bad_line = self.to_numbers[-1] if len(self.to_numbers) > 1 else None
         self._loads = [1 / (rank + 1) ** 0.8 for rank in range(len(self.to_numbers))]
         self._recent: deque[tuple[datetime, str]] = deque(maxlen=500)
+        self._degraded: set[str] = set()
+
+    def degrade(self, to_number: str) -> None:
+        """From now on, calls to ``to_number`` fail often and most sound poor (below MOS 3)."""
+        if to_number not in self.to_numbers:
+            raise ValueError(f"{to_number!r} is not one of the model's called numbers")
+        self._degraded.add(to_number)
 
     def call(self, started_at: datetime, to_number: str | None = None) -> SimulatedCall:
         """One call starting at ``started_at``, to ``to_number`` or a line drawn by load."""
@@ -124,7 +135,9 @@ class TrafficModel:
         if to_number is None:
             to_number = rng.choices(self.to_numbers, self._loads)[0]
         bad = to_number == self.bad_line
-        failed = rng.random() < (_BAD_LINE_FAIL_SHARE if bad else _FAIL_SHARE)
+        degraded = to_number in self._degraded
+        fail_share = _BAD_LINE_FAIL_SHARE if bad else _FAIL_SHARE
+        failed = rng.random() < (_DEGRADED_FAIL_SHARE if degraded else fail_share)
         duration = 0 if failed else self._duration()
         caller = self._caller(started_at)
         # A caller whose call failed or was cut short tends to try again.
@@ -136,7 +149,7 @@ class TrafficModel:
             started_at=started_at,
             status="failed" if failed else "completed",
             duration_s=duration,
-            mos=None if failed or rng.random() < _UNSCORED_SHARE else self._mos(bad),
+            mos=None if failed or rng.random() < _UNSCORED_SHARE else self._mos(bad, degraded),
         )
 
     def arrivals(self, start: datetime, end: datetime, calls_per_day: float) -> Iterator[datetime]:
@@ -193,9 +206,11 @@ class TrafficModel:
             seconds = rng.lognormvariate(math.log(170), 0.8)  # a conversation, median ~3 min
         return max(1, min(round(seconds), 4 * 3600))
 
-    def _mos(self, bad: bool) -> float:
+    def _mos(self, bad: bool, degraded: bool = False) -> float:
         rng = self.rng
-        if rng.random() < (_BAD_LINE_POOR_SHARE if bad else _POOR_SHARE):
+        if degraded and rng.random() < _DEGRADED_POOR_SHARE:
+            mos = 3.0 - rng.expovariate(1 / 0.4)  # a degraded trunk: poor for most callers
+        elif rng.random() < (_BAD_LINE_POOR_SHARE if bad else _POOR_SHARE):
             mos = 3.6 - rng.expovariate(1 / 0.6)  # packet loss, jitter: the poor tail
         else:
             mos = min(rng.gauss(4.3, 0.12), 4.5)

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from callpulse.alerts.engine import run_round
-from callpulse.alerts.notify import SIGNATURE_HEADER, signature
+from callpulse.alerts.notify import SIGNATURE_HEADER, signature, verify_signature
 from callpulse.alerts.rules import Rule
 from callpulse.alerts.webhook import Webhook, backoff, deliver_due
 from callpulse.analytics import Analytics
@@ -34,6 +34,16 @@ def test_signature_is_hmac_sha256_of_time_and_body() -> None:
     assert verify(SECRET, header, b'{"a":1}')
     assert not verify(SECRET, header, b'{"a":2}')
     assert not verify("another-secret", header, b'{"a":1}')
+
+
+def test_verify_signature_checks_the_mac_and_refuses_stale_or_malformed_headers() -> None:
+    header = signature(SECRET, 1712255535, b'{"a":1}')
+    assert verify_signature(SECRET, header, b'{"a":1}', now=1712255535 + 300)
+    assert not verify_signature(SECRET, header, b'{"a":1}', now=1712255535 + 301)  # a replay
+    assert not verify_signature(SECRET, header, b'{"a":2}', now=1712255535)
+    assert not verify_signature("another-secret", header, b'{"a":1}', now=1712255535)
+    for bad in ("", "t=1712255535", "v1=00", "t=soon,v1=00", "garbage"):
+        assert not verify_signature(SECRET, bad, b'{"a":1}', now=1712255535), bad
 
 
 def test_a_failing_receiver_gets_it_again_after_backoff(store: Store, add_calls: Calls) -> None:

@@ -136,3 +136,94 @@ def test_a_child_that_cannot_start_is_one_line_and_the_other_is_stopped(tmp_path
         "unsupported database URL 'nosuch://db'"
     ), result.stderr
     assert port_is_free(emulator_port)
+
+
+@pytest.mark.slow
+def test_demo_degrade_fires_an_alert_at_its_webhook_and_on_the_api(tmp_path: Path) -> None:
+    port, emulator_port, webhook_port = free_port(), free_port(), free_port()
+    out_path, err_path = tmp_path / "demo.out", tmp_path / "demo.err"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "callpulse", "demo", "--degrade", "--port", str(port),
+             "--emulator-port", str(emulator_port), "--webhook-port", str(webhook_port),
+             "--database", f"sqlite:///{tmp_path / 'demo.db'}", "--days", "1", "--rate", "5",
+             "--degrade-after", "2"],
+            cwd=tmp_path,
+            stdout=out,
+            stderr=err,
+        )  # fmt: skip
+    try:
+
+        def printed(pattern: str) -> re.Match[str] | None:
+            if proc.poll() is not None:
+                raise AssertionError(f"demo exited early: {err_path.read_text()}")
+            return re.search(pattern, out_path.read_text())
+
+        webhook = wait_for(lambda: printed(r"webhook\s+(http://\S+)"), "the webhook URL")
+        assert webhook.group(1) == f"http://127.0.0.1:{webhook_port}/"
+        degraded = wait_for(lambda: printed(r"degraded\s+(\+\d+):"), "the degradation", 90)
+        number = degraded.group(1)
+        # The busiest number's calls sound poor from now on: its poor-calls alert (or low-mos)
+        # fires within the demo rules' 20 s hold, and the demo's receiver checks the signature.
+        fired = wait_for(
+            lambda: printed(
+                rf"webhook  FIRING  (poor-calls|low-mos)  to=\{number}  \S+ \S+ vs threshold "
+                r"\S+  signature ok"
+            ),
+            "the firing notification",
+            55,
+        )
+        assert "INVALID" not in out_path.read_text()
+        token = printed(r"API token\s+(\S+)")
+        assert token is not None
+        alerts = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/alerts",
+            headers={"Authorization": f"Bearer {token.group(1)}"},
+            timeout=5,
+        )
+        assert alerts.status_code == 200
+        active = {(a["rule"], a["scope"], a["state"]) for a in alerts.json()["active"]}
+        assert (fired.group(1), f"to={number}", "firing") in active
+        # The dashboard's banner reads the same with the session of a log-in with that token.
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=5) as browser:
+            login = browser.post("/login", data={"token": token.group(1)}, headers={"Origin": base})
+            assert login.status_code == 303
+            seen = browser.get("/api/v1/alerts").json()["active"]
+            assert (fired.group(1), f"to={number}", "firing") in {
+                (a["rule"], a["scope"], a["state"]) for a in seen
+            }
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    stderr = err_path.read_text()
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    assert "callpulse demo stopped" in stderr
+    assert wait_for(
+        lambda: True if all(port_is_free(p) for p in (port, emulator_port, webhook_port)) else None,
+        "the ports to be released",
+        5,
+    )
+
+
+def test_demo_degrade_needs_a_port_of_its_own_for_the_webhook(tmp_path: Path) -> None:
+    port = free_port()
+    result = subprocess.run(
+        [sys.executable, "-m", "callpulse", "demo", "--degrade", "--port", str(port),
+         "--emulator-port", str(free_port()), "--webhook-port", str(port)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "Invalid value for --webhook-port: must differ from --port" in result.stderr
+    assert "Traceback" not in result.stderr
+    alone = subprocess.run(
+        [sys.executable, "-m", "callpulse", "demo", "--webhook-port", str(port)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert alone.returncode == 2
+    assert "Invalid value for --webhook-port: only with --degrade" in alone.stderr

@@ -35,6 +35,7 @@ from twilio.request_validator import RequestValidator as TwilioValidator
 
 from callpulse.callback import KEY_FIELDS
 from callpulse.metrics import OUTCOMES
+from callpulse.regions import region_of
 from callpulse.store.base import QuarantineEntry
 from callpulse.store.quarantine import DEFAULT_MAX_BODY_BYTES
 from tests.support import (
@@ -174,6 +175,7 @@ def expected_row(fields: Mapping[str, str], **changes: Any) -> dict[str, Any]:
         "call_sid": fields["CallSid"],
         "account_sid": fields["AccountSid"],
         "from": fields["From"],
+        "region": region_of(fields["From"]),
         "to": fields["To"],
         "started_at": "2024-04-04T18:32:15Z",
         "status": fields["CallStatus"],
@@ -237,6 +239,7 @@ def test_example_payload_is_accepted_and_exported_exactly(server: ServerProcess)
         "call_sid": "b3877c40-da60-4998-90ad-b792e98472ca",
         "account_sid": "b3877c40-da60-4998-90ad-b792e98472af",
         "from": "+15551234567",
+        "region": "US",
         "to": "+18005559876",
         "started_at": "2024-04-04T18:32:15Z",
         "status": "completed",
@@ -250,13 +253,13 @@ def test_example_payload_is_accepted_and_exported_exactly(server: ServerProcess)
 
     csv_lines = server.cli("export", "--format", "csv").stdout.splitlines()
     assert csv_lines[0] == (
-        "call_sid,account_sid,from,to,started_at,status,duration_s,mos,received_at,source,extra,"
+        "call_sid,account_sid,from,region,to,started_at,status,duration_s,mos,received_at,source,extra,"
         "problems"
     )
     assert len(csv_lines) == 2
     assert csv_lines[1].startswith(
         "b3877c40-da60-4998-90ad-b792e98472ca,b3877c40-da60-4998-90ad-b792e98472af,"
-        "+15551234567,+18005559876,2024-04-04T18:32:15Z,completed,142,4.5,"
+        "+15551234567,US,+18005559876,2024-04-04T18:32:15Z,completed,142,4.5,"
     )
     assert csv_lines[1].endswith(",callback,{},[]")
 
