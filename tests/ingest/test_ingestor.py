@@ -78,10 +78,11 @@ def test_a_new_call_is_inserted_a_retry_is_a_duplicate_a_change_an_update(
     ingestor = Ingestor(GATE, writer)
     fields = callback_fields()
     before, calls_before = outcomes("inserted", "duplicate", "updated"), calls_counted()
-    assert handle(ingestor, form(fields)) == Answer(200, {"result": "inserted"}, fields["CallSid"])
-    assert handle(ingestor, form(fields)) == Answer(200, {"result": "duplicate"}, fields["CallSid"])
+    sid = fields["CallSid"]  # each answer names its call, for the access log
+    assert handle(ingestor, form(fields)) == Answer(200, {"result": "inserted"}, sid)
+    assert handle(ingestor, form(fields)) == Answer(200, {"result": "duplicate"}, sid)
     changed = dict(fields, CallStatus="failed", CallDuration="0", AudioInMos="")
-    assert handle(ingestor, form(changed)) == Answer(200, {"result": "updated"}, fields["CallSid"])
+    assert handle(ingestor, form(changed)) == Answer(200, {"result": "updated"}, sid)
     assert since(before, outcomes("inserted", "duplicate", "updated")) == [1, 1, 1]
     # one call, counted by the status it arrived with: a retry or a correction is no new call
     assert since(calls_before, calls_counted()) == [1, 0, 0]
@@ -101,9 +102,10 @@ def test_data_problems_are_answered_and_counted_once_per_stored_version(
     problem = {"field": "AudioInMos", "value": "7.2", "why": "out of range (1-5)"}
     before = problems_counted("AudioInMos", "CallDuration")
     answer = handle(ingestor, form(fields))
-    assert answer == Answer(200, {"result": "inserted", "problems": [problem]}, fields["CallSid"])
+    sid = fields["CallSid"]
+    assert answer == Answer(200, {"result": "inserted", "problems": [problem]}, sid)
     retry = handle(ingestor, form(fields))  # the sender is told again, nothing counted again
-    assert retry == Answer(200, {"result": "duplicate", "problems": [problem]}, fields["CallSid"])
+    assert retry == Answer(200, {"result": "duplicate", "problems": [problem]}, sid)
     assert since(before, problems_counted("AudioInMos", "CallDuration")) == [1, 0]
     update = handle(ingestor, form(dict(fields, CallDuration="x")))
     assert update.body["result"] == "updated" and len(update.body["problems"]) == 2
@@ -286,8 +288,8 @@ def test_a_spooled_call_is_answered_and_counted_once(tmp_path: Path) -> None:
     blocker = sqlite3.connect(tmp_path / "calls.db", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     calls_before = calls_counted()
+    fields = callback_fields(CallStatus="failed", CallDuration="7")
     try:
-        fields = callback_fields(CallStatus="failed", CallDuration="7")
         answer = handle(Ingestor(GATE, writer), form(fields))
     finally:
         blocker.execute("ROLLBACK")
