@@ -8,8 +8,10 @@ from types import ModuleType
 
 import pytest
 
+from callpulse.config import Settings
 from callpulse.signature import url_variants
-from tests.support import BACKENDS, ServerProcess, backend_database
+from callpulse.store import Store, open_store
+from tests.support import BACKENDS, ServerProcess, backend_database, postgres_schema
 
 # in the running virtualenv (also when mutmut runs the tests from a copy of the project)
 SDK3_VALIDATOR = Path(sys.prefix, "signalwire-sdk3/signalwire/core/security/webhook_validator.py")
@@ -19,6 +21,25 @@ SDK3_VALIDATOR = Path(sys.prefix, "signalwire-sdk3/signalwire/core/security/webh
 def backend(request: pytest.FixtureRequest) -> str:
     """Tests that store anything run on both backends: SQLite and the real PostgreSQL."""
     return str(request.param)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each store, writer and spool test runs on both backends: a SQLite file and a schema on
+    the real PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'calls.db'}"
+    else:
+        with postgres_schema() as url:
+            yield url
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    backend = open_store(Settings(database_url=database_url, quarantine_max_entries=5))
+    backend.upgrade()
+    yield backend
+    backend.close()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from signalwire.request_validator import RequestValidator as SignalWireValidator
 from twilio.request_validator import RequestValidator as TwilioValidator
 
-from callpulse.ingest import CallbackGate, RawCallback, Rejected
+from callpulse.ingest.gate import CallbackGate, RawCallback, Rejected
 from callpulse.signature import (
     SHA256_SIGNATURE_HEADER,
     BodyHashMismatch,

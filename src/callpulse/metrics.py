@@ -1,4 +1,4 @@
-"""Prometheus metrics of the receiver.
+"""Prometheus metrics of the receiver (the call center's figures: web/kpi_gauges.py).
 
 With ``serve --workers N`` every process writes its values under PROMETHEUS_MULTIPROC_DIR and
 any worker's ``/metrics`` answers for all of them.
@@ -7,7 +7,6 @@ any worker's ``/metrics`` answers for all of them.
 from __future__ import annotations
 
 import functools
-import math
 import os
 from collections.abc import Iterable
 
@@ -16,7 +15,6 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
-from callpulse.analytics.models import Totals
 from callpulse.callback import DOCUMENTED_FIELDS, Problem
 from callpulse.store.base import SaveResult
 
@@ -25,7 +23,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 REGISTRY = CollectorRegistry()
 
 # Every outcome the endpoint counts: what the store did, a store outage, or why a request was
-# rejected (ingest.Rejected reasons).
+# rejected (the reasons of ingest/gate.py's Rejected).
 OUTCOMES = (
     *(result.value for result in SaveResult),
     "unavailable",
@@ -121,32 +119,9 @@ DATABASE_UP = Gauge(
 )
 
 
-LAST_HOUR = Gauge(
-    "callpulse_last_hour",
-    "Call KPIs over the hour before the scrape (NaN when there is nothing to rate)",
-    ["kpi"],
-    multiprocess_mode="mostrecent",
-    registry=REGISTRY,
-)
-
-
-ALERTS = Gauge(
-    "callpulse_alerts",
-    "Scopes of each alert rule in each state (ok, pending, firing) at the scrape",
-    ["rule", "state"],
-    multiprocess_mode="mostrecent",
-    registry=REGISTRY,
-)
-
-
-def set_alerts(counts: dict[tuple[str, str], int]) -> None:
-    ALERTS.clear()  # rules removed since the last scrape go
-    for (rule, state), count in counts.items():
-        ALERTS.labels(rule, state).set(count)
-
-
 # Business figures, for holders of the API token only; the rest is operational. Calls by status
-# tell the success rate, so they are business figures too.
+# tell the success rate, so they are business figures too. The last-hour KPIs and alert states
+# are gauges of web/kpi_gauges.py, set at the scrape: the hot path never imports analytics.
 KPI_FAMILIES = frozenset({"callpulse_last_hour", "callpulse_calls", "callpulse_alerts"})
 
 
@@ -162,22 +137,6 @@ def _zero_every_label() -> None:
 
 
 _zero_every_label()
-
-
-def set_last_hour(totals: Totals) -> None:
-    values = {
-        "calls": totals.calls,
-        "completed": totals.completed,
-        "failed": totals.failed,
-        "success_rate": totals.success_rate,
-        "mos_mean": totals.mos.mean,
-        "mos_p50": totals.mos.p50,
-        "poor_call_rate": totals.mos.poor_rate,
-        "acd_seconds": totals.duration.acd_s,
-        "short_call_rate": totals.short_call_rate,
-    }
-    for name, value in values.items():
-        LAST_HOUR.labels(name).set(math.nan if value is None else value)
 
 
 def _alive(pid: int) -> bool:

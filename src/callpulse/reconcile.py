@@ -22,9 +22,9 @@ from typing import IO
 from callpulse.callback import CallbackError, CallRecord, parse_callback
 from callpulse.config import Settings
 from callpulse.errors import CallpulseError
+from callpulse.ingest.writer import BatchWriter
 from callpulse.signalwire.client import ApiCall, CompatibilityClient, rfc2822
 from callpulse.store.base import RECONCILED, CallWrite, SaveResult
-from callpulse.store.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from callpulse.cli import cli
 from callpulse.config import Settings
-from callpulse.ingest import RawCallback, gate_for
+from callpulse.ingest.gate import RawCallback, gate_for
 from callpulse.store import open_store
 from callpulse.store.base import QuarantineWrite
 from tests.support import (

@@ -1,7 +1,7 @@
 """A real full disk under a running `callpulse serve`: the SQLite database on a 4 MB tmpfs, the
 spool on a second tmpfs.
 
-The promise (store/writer.py): when the database cannot write, callbacks go to the spool and are
+The promise (ingest/writer.py): when the database cannot write, callbacks go to the spool and are
 still answered 200; when the spool cannot write either, the answer is 503, so the sender retries;
 once space returns the spool drains into the database by itself. Every callback answered 200 is
 then stored exactly once, nothing is answered 500, and the log holds no traceback.

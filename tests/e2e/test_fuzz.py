@@ -49,7 +49,7 @@ SEQUENTIAL = 1500  # per backend, over one keep-alive client
 CONCURRENT = 300  # per backend, 8 threads sharing a client pool
 CALLBACK_PATH = "/callbacks/call-status"
 FORM = "application/x-www-form-urlencoded"
-CALLBACK_STATUSES = {200, 400, 403, 413, 415}  # what the endpoint answers (README, ingest.py)
+CALLBACK_STATUSES = {200, 400, 403, 413, 415}  # what the endpoint answers (README, ingest/gate.py)
 QUARANTINE_DEADLINE_S = 20.0
 
 Key = tuple[str, str]  # (AccountSid, CallSid)

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from signalwire.request_validator import RequestValidator as SignalWireValidator
 from twilio.request_validator import RequestValidator as TwilioValidator
 
-from callpulse.ingest import RawCallback
+from callpulse.ingest.gate import RawCallback
 from tests.support import SIGNING_KEY
 
 URL = "https://calls.example.com/callbacks/call-status"

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import pytest
 
 from callpulse.callback import Problem
-from callpulse.ingest import CallbackGate, RawCallback, Rejected
+from callpulse.ingest.gate import CallbackGate, RawCallback, Rejected
 from callpulse.signature import SigningKeys
 from tests.ingest.raw import FORM, RECEIVED, URL, form, raw
 from tests.support import EXAMPLE_PAYLOAD, SIGNING_KEY, callback_fields

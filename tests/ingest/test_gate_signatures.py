@@ -19,7 +19,7 @@ from twilio.request_validator import RequestValidator as TwilioValidator
 
 from callpulse.callback import Problem
 from callpulse.config import Settings
-from callpulse.ingest import UNCOVERED_WHY, CallbackGate, RawCallback, Rejected, gate_for
+from callpulse.ingest.gate import UNCOVERED_WHY, CallbackGate, RawCallback, Rejected, gate_for
 from callpulse.signature import SigningKeys
 from tests.ingest.raw import FORM, URL, form, json_signed_as_form, raw
 from tests.support import ACCOUNT_SID, SIGNING_KEY, callback_fields

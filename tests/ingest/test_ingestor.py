@@ -14,19 +14,14 @@ from urllib.parse import urlencode
 import pytest
 
 from callpulse import metrics
-from callpulse.ingest import (
-    UNCOVERED_WHY,
-    Answer,
-    CallbackGate,
-    Ingestor,
-    RawCallback,
-    raw_from_quarantine,
-)
+from callpulse.ingest.gate import UNCOVERED_WHY, CallbackGate, RawCallback
+from callpulse.ingest.pipeline import Answer, Ingestor
+from callpulse.ingest.quarantine import raw_from_quarantine
+from callpulse.ingest.spool import Spool
+from callpulse.ingest.writer import BatchWriter
 from callpulse.signature import SigningKeys
 from callpulse.store.base import CallWrite, SaveResult, StoreRefused, WriteOp
-from callpulse.store.spool import Spool
 from callpulse.store.sqlite import SQLiteStore
-from callpulse.store.writer import BatchWriter
 from tests.ingest.raw import FORM, RECEIVED, URL, form, raw
 from tests.support import SIGNING_KEY, callback_fields
 
@@ -276,7 +271,7 @@ def test_a_call_stored_nowhere_is_answered_503(
     fields = callback_fields()
     (before,) = outcomes("unavailable")
     try:
-        with caplog.at_level(logging.ERROR, logger="callpulse.ingest"):
+        with caplog.at_level(logging.ERROR, logger="callpulse.ingest.pipeline"):
             answer = handle(Ingestor(GATE, writer), form(fields))
     finally:
         blocker.execute("ROLLBACK")
@@ -284,7 +279,7 @@ def test_a_call_stored_nowhere_is_answered_503(
         writer.stop()
     assert answer == Answer(503, {"error": "storage unavailable, retry later"}, fields["CallSid"])
     assert outcomes("unavailable") == [before + 1]
-    (message,) = [r.getMessage() for r in caplog.records if r.name == "callpulse.ingest"]
+    (message,) = [r.getMessage() for r in caplog.records if r.name == "callpulse.ingest.pipeline"]
     assert message.startswith(f"callback {fields['CallSid']} not stored: database and spool both")
 
 

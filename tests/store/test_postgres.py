@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from callpulse.config import Settings
+from callpulse.ingest.spool import Spool
+from callpulse.ingest.writer import BatchWriter
 from callpulse.store import open_store
 from callpulse.store.base import CallWrite, SaveResult
 from callpulse.store.partitions import month_start, next_month, partition_name
 from callpulse.store.postgres import PostgresStore
-from callpulse.store.spool import Spool
-from callpulse.store.writer import BatchWriter
 from tests.store.test_store import call
 from tests.support import postgres_schema, sql_rows
 

@@ -114,7 +114,8 @@ def quarantine_replay(
     Accepted entries are stored and leave the quarantine; the others stay.
     Example: callpulse quarantine replay --all
     """
-    from callpulse.ingest import Rejected, gate_for, raw_from_quarantine
+    from callpulse.ingest.gate import Rejected, gate_for
+    from callpulse.ingest.quarantine import raw_from_quarantine
 
     if not entry_ids and not replay_all:
         raise CallpulseError("name entry ids (see: callpulse quarantine list) or pass --all")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import base64
 import contextlib
 import enum
 import hashlib
@@ -44,8 +43,7 @@ __all__ = [
     "StoredCall",
     "WriteOp",
     "call_key",
-    "op_from_json",
-    "op_to_json",
+    "problems_from_json",
     "split_new_calls",
 ]
 
@@ -129,68 +127,6 @@ def split_new_calls(ops: Sequence[WriteOp]) -> tuple[dict[tuple[str, str], int],
         else:
             first[ident] = index
     return first, rest
-
-
-def op_to_json(op: WriteOp) -> dict[str, Any]:
-    if isinstance(op, CallWrite):
-        r = op.record
-        return {
-            "op": "call",
-            "received_at": op.received_at.isoformat(),
-            "source": op.source,
-            "record": {
-                "account_sid": r.account_sid,
-                "call_sid": r.call_sid,
-                "from": r.from_number,
-                "to": r.to_number,
-                "started_at": r.started_at.isoformat(),
-                "status": r.status,
-                "duration_s": r.duration_s,
-                "mos": r.mos,
-                "extra": r.extra,
-                "problems": [p.as_dict() for p in r.problems],
-            },
-        }
-    return {
-        "op": "quarantine",
-        "received_at": op.received_at.isoformat(),
-        "reason": op.reason,
-        "errors": op.errors,
-        "method": op.method,
-        "url": op.url,
-        "headers": op.headers,
-        "body": base64.b64encode(op.body).decode(),
-        "body_size": op.body_size,
-    }
-
-
-def op_from_json(data: dict[str, Any]) -> WriteOp:
-    received_at = datetime.fromisoformat(data["received_at"])
-    if data["op"] == "call":
-        r = data["record"]
-        record = CallRecord(
-            account_sid=r["account_sid"],
-            call_sid=r["call_sid"],
-            from_number=r["from"],
-            to_number=r["to"],
-            started_at=datetime.fromisoformat(r["started_at"]),
-            status=r["status"],
-            duration_s=r["duration_s"],
-            mos=r["mos"],
-            extra=r["extra"],
-            problems=problems_from_json(r.get("problems")),  # absent in older spool files
-        )
-        return CallWrite(record, received_at, data["source"])
-    return QuarantineWrite(
-        received_at=received_at,
-        reason=data["reason"],
-        errors=data["errors"],
-        method=data["method"],
-        url=data["url"],
-        headers=data["headers"],
-        body=base64.b64decode(data["body"]),
-        body_size=data["body_size"],
-    )
 
 
 class Store(RollupReads):

@@ -12,7 +12,8 @@ from collections import Counter
 from time import monotonic
 from urllib.parse import parse_qsl
 
-from callpulse.ingest import Answer, RawCallback
+from callpulse.ingest.gate import RawCallback
+from callpulse.ingest.pipeline import Answer
 from callpulse.logs import ACCESS_LOGGER
 
 log = logging.getLogger(ACCESS_LOGGER)

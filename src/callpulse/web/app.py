@@ -17,12 +17,13 @@ from callpulse import metrics
 from callpulse.alerts.periodic import PeriodicAlerts
 from callpulse.analytics import Analytics
 from callpulse.config import Settings, load_settings
-from callpulse.ingest import Ingestor, gate_for
+from callpulse.ingest.gate import gate_for
+from callpulse.ingest.pipeline import Ingestor
+from callpulse.ingest.spool import Spool
+from callpulse.ingest.writer import BatchWriter
 from callpulse.logs import configure_logging
 from callpulse.reconcile import PeriodicReconcile
 from callpulse.store import open_store
-from callpulse.store.spool import Spool
-from callpulse.store.writer import BatchWriter
 from callpulse.web import health, http
 from callpulse.web.access_log import AccessLog
 from callpulse.web.api import create_api

@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from callpulse.config import Settings
 from callpulse.store.base import StoreUnavailable
 from callpulse.web.auth import CLOSED_MESSAGE, SESSION_COOKIE, Access, AccessDenied
-from callpulse.web.http import read_limited
+from callpulse.web.body import read_limited
 from callpulse.web.throttle import FailureThrottle
 
 HERE = Path(__file__).parent

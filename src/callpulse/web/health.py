@@ -14,8 +14,9 @@ from callpulse import metrics
 from callpulse.alerts.overview import state_counts
 from callpulse.alerts.rules import Rule
 from callpulse.analytics import Analytics, Filters
+from callpulse.ingest.writer import BatchWriter
 from callpulse.store.base import StoreUnavailable
-from callpulse.store.writer import BatchWriter
+from callpulse.web import kpi_gauges
 from callpulse.web.auth import Access
 
 
@@ -57,8 +58,8 @@ def _refresh_gauges(
         metrics.QUARANTINE_DROPPED.set(dropped)
         if kpis:  # a query over the last hour's calls: only for those who may see them
             now = datetime.now(UTC)
-            metrics.set_last_hour(analytics.totals(now - timedelta(hours=1), now, Filters()))
-            metrics.set_alerts(state_counts(writer.store, rules))
+            kpi_gauges.set_last_hour(analytics.totals(now - timedelta(hours=1), now, Filters()))
+            kpi_gauges.set_alerts(state_counts(writer.store, rules))
     except StoreUnavailable:
         pass  # the database_up gauge already tells
 

@@ -1,4 +1,4 @@
-"""HTTP helpers shared by the app's endpoints."""
+"""The app's answers to routing failures and clients gone mid-body (bounded reads: body.py)."""
 
 from __future__ import annotations
 
@@ -11,23 +11,6 @@ from starlette.responses import Response
 from callpulse.web.api.errors import routing_error
 
 log = logging.getLogger(__name__)
-
-
-async def read_limited(request: Request, limit: int) -> tuple[bytes, int]:
-    """The body, cut at ``limit + 1`` bytes, and its size (declared, or as far as read).
-
-    Raises ClientDisconnect when the client goes away mid-body; ``client_gone`` answers it.
-    """
-    declared = request.headers.get("content-length", "")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            break  # no need to read a body that will be refused
-    body = b"".join(chunks)[: limit + 1]
-    return body, max(size, int(declared)) if declared.isdigit() else size
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -9,9 +9,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from callpulse.ingest import Ingestor, RawCallback, SaveResult
+from callpulse.ingest.gate import RawCallback
+from callpulse.ingest.pipeline import Ingestor
+from callpulse.store.base import SaveResult
 from callpulse.web.access_log import AccessLog
-from callpulse.web.http import read_limited
+from callpulse.web.body import read_limited
 
 
 def _encode(body: dict[str, Any]) -> bytes:

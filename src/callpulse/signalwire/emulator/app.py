@@ -39,7 +39,7 @@ from callpulse.signalwire.emulator.resources import (
     number_settings,
 )
 from callpulse.signalwire.emulator.service import Emulator
-from callpulse.web.http import read_limited
+from callpulse.web.body import read_limited
 
 MAX_BODY_BYTES = 64 * 1024
 PREFIXES = ("/api/laml/2010-04-01", "/2010-04-01")

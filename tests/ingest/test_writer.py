@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from callpulse.callback import parse_callback
+from callpulse.ingest import writer as writer_module
+from callpulse.ingest.spool import Spool
+from callpulse.ingest.writer import BatchWriter
 from callpulse.store import Store
-from callpulse.store import writer as writer_module
 from callpulse.store.base import CallWrite, SaveResult, StoreUnavailable, WriteOp
-from callpulse.store.spool import Spool
 from callpulse.store.sqlite import SQLiteStore
-from callpulse.store.writer import BatchWriter
 from tests.store.test_store import NOW
 from tests.support import callback_fields
 
@@ -240,4 +240,6 @@ def test_a_spooled_write_that_always_fails_is_kept_and_does_not_block_the_spool(
     writer._try_drain(force=True)
     assert not writer.spool.has_pending() and writer.spool.files() == []
     assert store.count_calls() == 2
-    assert [e.reason for e in store.list_quarantine()] == ["refused"]
+    (entry,) = store.list_quarantine()  # the writer's own failure, not the database's words
+    assert (entry.reason, entry.errors) == ("refused", {"writer": "internal error: boom"})
+    assert f"CallSid={poison.record.call_sid}" in entry.body.decode()

@@ -12,15 +12,16 @@ from pathlib import Path
 import pytest
 
 from callpulse.config import Settings
-from callpulse.ingest import Ingestor, RawCallback, gate_for
+from callpulse.ingest import writer as writer_module
+from callpulse.ingest.gate import RawCallback, gate_for
+from callpulse.ingest.pipeline import Ingestor
+from callpulse.ingest.spool import Spool
+from callpulse.ingest.writer import BatchWriter
 from callpulse.store import Store, open_store
-from callpulse.store import writer as writer_module
 from callpulse.store.base import QuarantineWrite, SaveResult, StoreUnavailable, WriteOp
-from callpulse.store.spool import Spool
 from callpulse.store.sqlite import SQLiteStore
-from callpulse.store.writer import BatchWriter
+from tests.ingest.test_writer import new_write
 from tests.store.test_store import NOW, junk
-from tests.store.test_writer import new_write
 
 
 class Recording(SQLiteStore):

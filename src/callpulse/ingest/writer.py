@@ -11,10 +11,10 @@ from collections import defaultdict, deque
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 from callpulse import metrics
-from callpulse.callback import to_fields
+from callpulse.ingest import quarantine
+from callpulse.ingest.spool import Spool
 from callpulse.store.base import (
     CallWrite,
     QuarantineWrite,
@@ -25,7 +25,6 @@ from callpulse.store.base import (
     WriteOp,
 )
 from callpulse.store.quarantine import bounded, entry_size
-from callpulse.store.spool import Spool
 
 log = logging.getLogger(__name__)
 DRAIN_RETRY_S = 1.0
@@ -271,18 +270,7 @@ class BatchWriter:
         if not isinstance(op, CallWrite):
             log.error("quarantine entry refused by the database, dropped: %s", exc)
             return
-        # A value the database cannot take may not even encode: shown escaped, never raised.
-        body = urlencode(to_fields(op.record), errors="backslashreplace").encode()
-        entry = QuarantineWrite(
-            received_at=op.received_at,
-            reason="refused",
-            errors={"database": str(exc)},
-            method="POST",
-            url="",
-            headers={"content-type": "application/x-www-form-urlencoded"},
-            body=body,
-            body_size=len(body),
-        )
+        entry = quarantine.refused(op, exc, by_database=isinstance(exc, _REFUSALS))
         try:
             self.store.write_batch([entry])
         except Exception as again:  # noqa: BLE001 - logged; the writer goes on

@@ -1,18 +1,18 @@
-"""verify -> parse -> store (group commit / spool) -> acknowledge; everything rejected is kept."""
+"""The gate: one request as it arrived -> a call to store, or a rejection naming each bad field.
+
+Pure: no I/O, no metrics; the pipeline counts and quarantines what the gate rejects.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import parse_qsl
 
-from callpulse import metrics, signature
+from callpulse import signature
 from callpulse.callback import (
     CallbackError,
     Fields,
@@ -24,21 +24,12 @@ from callpulse.callback import (
 )
 from callpulse.config import Settings
 from callpulse.signature import SigningKeys
-from callpulse.store.base import (
-    CallWrite,
-    QuarantineEntry,
-    QuarantineWrite,
-    SaveResult,
-    StoreUnavailable,
-)
-from callpulse.store.writer import BatchWriter
+from callpulse.store.base import CallWrite
 
-log = logging.getLogger(__name__)
 UNCOVERED_WHY = (
     "body not covered by the signature (it signs the URL only): anyone holding one signed URL "
     "could send any body; CALLPULSE_REFUSE_UNCOVERED_BODIES=true refuses such callbacks"
 )
-_REDACTED_HEADERS = frozenset({"authorization", "cookie"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +46,6 @@ class RawCallback:
     @property
     def truncated(self) -> bool:
         return self.body_size > len(self.body)
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    status: int
-    body: dict[str, Any]
-    call_sid: str | None = None  # of the call it answers, when there is one (the access log)
 
 
 class Rejected(Exception):
@@ -164,98 +148,3 @@ def gate_for(settings: Settings, allow_unsigned: bool = False) -> CallbackGate:
         verify_signatures=bool(settings.signing_keys) or not allow_unsigned,
         refuse_uncovered=settings.refuse_uncovered_bodies,
     )
-
-
-def raw_from_quarantine(entry: QuarantineEntry) -> RawCallback:
-    return RawCallback(
-        method=entry.method,
-        url=entry.url,
-        headers=entry.headers,
-        body=entry.body,
-        body_size=entry.body_size,
-        received_at=entry.received_at,
-    )
-
-
-class Ingestor:
-    def __init__(self, gate: CallbackGate, writer: BatchWriter) -> None:
-        self.gate = gate
-        self.writer = writer
-
-    async def handle(self, raw: RawCallback) -> Answer:
-        started = time.perf_counter()
-        try:
-            answer = await self._handle(raw)
-        finally:
-            metrics.LATENCY.observe(time.perf_counter() - started)
-        return answer
-
-    async def _handle(self, raw: RawCallback) -> Answer:
-        try:
-            write = self.gate.accept(raw)
-        except Rejected as rejection:
-            metrics.outcome(rejection.reason).inc()
-            await self._quarantine(raw, rejection)
-            return Answer(
-                rejection.status,
-                {"error": str(rejection), "reason": rejection.reason, "fields": rejection.errors},
-            )
-        sid = write.record.call_sid
-        try:
-            result = await self.writer.submit(write)
-        except StoreUnavailable as exc:
-            metrics.outcome("unavailable").inc()
-            log.error("callback %s not stored: %s", write.record.call_sid, exc)
-            return Answer(503, {"error": "storage unavailable, retry later"}, sid)
-        metrics.outcome(result.value).inc()
-        if result in (SaveResult.INSERTED, SaveResult.SPOOLED):
-            # A new call, or one the spool holds for the database: retries and corrections of a
-            # stored call are not counted again (a retry while spooled is, rarely).
-            metrics.count_call(write.record.status)
-        problems = write.record.problems
-        if problems and result in (SaveResult.INSERTED, SaveResult.UPDATED):
-            metrics.count_problems(problems)
-        if result is SaveResult.REFUSED:
-            return Answer(
-                500,
-                {
-                    "result": result.value,
-                    "error": "the database refused this callback; "
-                    "it is kept in quarantine (callpulse quarantine list)",
-                },
-                sid,
-            )
-        if problems:  # so whoever tests a sender by hand sees what was not taken as sent
-            return Answer(
-                200, {"result": result.value, "problems": [p.as_dict() for p in problems]}, sid
-            )
-        return Answer(200, {"result": result.value}, sid)
-
-    async def _quarantine(self, raw: RawCallback, rejection: Rejected) -> None:
-        entry = QuarantineWrite(
-            received_at=raw.received_at,
-            reason=rejection.reason,
-            errors=rejection.errors,
-            method=raw.method,
-            url=raw.url,
-            headers={
-                k: ("<redacted>" if k in _REDACTED_HEADERS else v) for k, v in raw.headers.items()
-            },
-            body=raw.body[: self.gate.max_body_bytes],
-            body_size=raw.body_size,
-        )
-        # Not awaited: the answer never waits for the entry, which the writer stores only while
-        # no call is waiting; a full buffer drops it (counted: callpulse_quarantine_shed).
-        self.writer.quarantine(entry)
-
-
-__all__ = [
-    "Answer",
-    "CallbackGate",
-    "Ingestor",
-    "RawCallback",
-    "Rejected",
-    "SaveResult",
-    "gate_for",
-    "raw_from_quarantine",
-]
