@@ -126,24 +126,25 @@ def _synchronous(name: str, raw: object) -> str:
     return value
 
 
-def _mos(name: str, raw: object) -> float:
-    try:
-        value = float(str(raw))
-    except ValueError:
-        raise ConfigError(f"{name}: expected a MOS such as 3.5, got {raw!r}") from None
-    if not 1 <= value <= 5:
-        raise ConfigError(f"{name}: a MOS is between 1 and 5, got {value}")
-    return value
+def _bounded(
+    noun: str, example: str, low: float, high: float, note: str = ""
+) -> Callable[[str, object], float]:
+    """A parser of numbers from ``low`` to ``high``; the errors say what one looks like."""
+
+    def parse(name: str, raw: object) -> float:
+        try:
+            value = float(str(raw))
+        except ValueError:
+            raise ConfigError(f"{name}: expected {noun} such as {example}, got {raw!r}") from None
+        if not low <= value <= high:  # NaN too
+            raise ConfigError(f"{name}: {noun} is between {low:g} and {high:g}{note}, got {value}")
+        return value
+
+    return parse
 
 
-def _share(name: str, raw: object) -> float:
-    try:
-        value = float(str(raw))
-    except ValueError:
-        raise ConfigError(f"{name}: expected a share such as 0.95, got {raw!r}") from None
-    if not 0 <= value <= 1:
-        raise ConfigError(f"{name}: a share is between 0 and 1 (0.95 is 95 %), got {value}")
-    return value
+_mos = _bounded("a MOS", "3.5", 1, 5)
+_share = _bounded("a share", "0.95", 0, 1, " (0.95 is 95 %)")
 
 
 def _timezone(name: str, raw: object) -> str:

@@ -51,6 +51,28 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def stop(proc: subprocess.Popen[bytes], stop_signal: int) -> int:
+    proc.send_signal(stop_signal)
+    try:
+        return proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+
+
+def assert_stopped_cleanly(code: int, err_path: Path, ports: tuple[int, ...]) -> None:
+    """Exit code 0, one line saying so, no traceback, and every port free again."""
+    stderr = err_path.read_text()
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    assert "callpulse demo stopped" in stderr
+    assert wait_for(
+        lambda: True if all(port_is_free(p) for p in ports) else None,
+        "the ports to be released",
+        5,
+    )
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "term"])
 def test_demo_serves_the_dashboard_plays_calls_and_stops_cleanly(
     tmp_path: Path, stop_signal: signal.Signals
@@ -89,21 +111,8 @@ def test_demo_serves_the_dashboard_plays_calls_and_stops_cleanly(
         )
         wait_for(lambda: True if count_calls(database_url) > backlog else None, "live calls", 15)
     finally:
-        proc.send_signal(stop_signal)
-        try:
-            code = proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-    stderr = err_path.read_text()
-    assert code == 0, stderr
-    assert "Traceback" not in stderr
-    assert "callpulse demo stopped" in stderr
-    assert wait_for(
-        lambda: True if port_is_free(port) and port_is_free(emulator_port) else None,
-        "the ports to be released",
-        5,
-    )
+        code = stop(proc, stop_signal)
+    assert_stopped_cleanly(code, err_path, (port, emulator_port))
 
 
 def test_demo_refuses_a_port_in_use(tmp_path: Path) -> None:
@@ -194,21 +203,8 @@ def test_demo_degrade_fires_an_alert_at_its_webhook_and_on_the_api(tmp_path: Pat
                 (a["rule"], a["scope"], a["state"]) for a in seen
             }
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            code = proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-    stderr = err_path.read_text()
-    assert code == 0, stderr
-    assert "Traceback" not in stderr
-    assert "callpulse demo stopped" in stderr
-    assert wait_for(
-        lambda: True if all(port_is_free(p) for p in (port, emulator_port, webhook_port)) else None,
-        "the ports to be released",
-        5,
-    )
+        code = stop(proc, signal.SIGINT)
+    assert_stopped_cleanly(code, err_path, (port, emulator_port, webhook_port))
 
 
 def test_demo_degrade_needs_a_port_of_its_own_for_the_webhook(tmp_path: Path) -> None:
