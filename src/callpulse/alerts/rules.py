@@ -144,8 +144,8 @@ class _Table:
 
 
 def _scope(table: _Table) -> tuple[tuple[str, str], ...]:
+    from callpulse.analytics.errors import QueryError
     from callpulse.analytics.filters import make_filters
-    from callpulse.analytics.service import QueryError
 
     raw = table.data.get("scope", "all")
     if raw == "all":

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+from callpulse.analytics.errors import QueryError
 from callpulse.analytics.models import Filters
-from callpulse.analytics.service import QueryError
 from callpulse.callback import WITHHELD
 
 _SID = re.compile(r"[A-Za-z0-9_-]{1,64}")

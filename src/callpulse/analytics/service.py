@@ -8,6 +8,7 @@ from typing import Any
 
 from callpulse.analytics import erlang, listing, staffing
 from callpulse.analytics.buckets import bucket_starts
+from callpulse.analytics.errors import QueryError
 from callpulse.analytics.models import (
     Bucket,
     BusiestHour,
@@ -29,7 +30,6 @@ from callpulse.analytics.models import (
 from callpulse.analytics.queries import HOUR_MS, Counters, RangeQuery
 from callpulse.analytics.stats import MOS_BIN, count_below, mos_bands, percentile, ratio
 from callpulse.config import Settings
-from callpulse.errors import CallpulseError
 from callpulse.store import Store
 from callpulse.store.dialect import from_epoch_ms, to_epoch_ms
 from callpulse.store.rollups import LEVELS, duration_bin_width
@@ -37,14 +37,6 @@ from callpulse.store.rollups import LEVELS, duration_bin_width
 EARLIEST_YEAR = 1970  # before that no call was placed; and the previous period stays in range
 MAX_POINTS = 5000  # a time series longer than this is a mistake in the bucket, not a chart
 MAX_STAFFING_HOURS = 24 * 402  # the API's 400 days, widened to whole hours
-
-
-class QueryError(CallpulseError, ValueError):
-    """A question analytics cannot answer as asked; ``parameter`` names what to change."""
-
-    def __init__(self, parameter: str, message: str) -> None:
-        super().__init__(message)
-        self.parameter = parameter
 
 
 def _ms(moment: datetime) -> int:
