@@ -7,7 +7,10 @@ number, per region and a filtered summary (one called number). Each question run
 on rollups (the product) and once on raw calls (the baseline, same code with use_rollups=False);
 the table shows the median, the best and the ratio raw / rollups.
 
-Usage: bench/queries [--rows 10000000] [--days 60] [--repeat 7]
+With ``--backend postgres`` the same calls go (COPY) into a schema of their own on ``--url``,
+dropped after the run; the rollups are filled by the same rebuild statements.
+
+Usage: bench/queries [--rows 10000000] [--days 60] [--repeat 7] [--backend sqlite|postgres]
 Recorded figures: docs/performance.md
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import math
 import platform
@@ -22,11 +26,14 @@ import random
 import sqlite3
 import statistics
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
@@ -36,8 +43,11 @@ from callpulse.config import Settings
 from callpulse.regions import region_of
 from callpulse.store import open_store
 from callpulse.store.base import call_key
+from callpulse.store.dialect import POSTGRES, SQLITE
 from callpulse.store.migrations import SQLITE_MIGRATIONS
-from callpulse.store.rollups import SQLITE, rebuild_statements, sqlite_triggers
+from callpulse.store.partitions import month_start
+from callpulse.store.postgres import PostgresStore
+from callpulse.store.rollups import postgres_triggers, rebuild_statements, sqlite_triggers
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out"
@@ -46,6 +56,13 @@ ACCOUNT = "b3877c40-da60-4998-90ad-b792e98472af"
 COUNTRIES = {"1": 0.55, "44": 0.12, "49": 0.08, "33": 0.06, "52": 0.06, "55": 0.05, "91": 0.04,
              "61": 0.04}  # fmt: skip
 console = Console(stderr=True)
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+TRIGGERS = ("calls_rollup_insert", "calls_rollup_update")
+KEY_COLUMNS = "account_sid, call_sid, call_id, started_at, fingerprint"
+PG_COLUMNS = (
+    "call_id, account_sid, call_sid, from_number, to_number, started_at, status, duration_s, mos, "
+    "extra, received_at, source, fingerprint, version, region, is_repeat"
+)
 INSERT = (
     "INSERT INTO calls (call_key, account_sid, call_sid, from_number, to_number, started_at, "
     "status, duration_s, mos, extra, received_at, source, fingerprint, version, region, "
@@ -59,22 +76,9 @@ def hourly_weights() -> list[float]:
             for h in range(24)]  # fmt: skip
 
 
-def build(path: Path, rows: int, days: int, seed: int = 11) -> None:
-    """Calls straight into the table (triggers and indexes off while loading), then the same
-    rebuild the product runs, so rollups equal what ingest would have kept."""
+def generate(rows: int, days: int, seed: int = 11) -> Iterator[tuple[Any, ...]]:
+    """The calls, in start order, as INSERT's columns (times in epoch ms); repeat flags set."""
     rng = random.Random(seed)
-    tmp = path.with_suffix(".building")
-    tmp.unlink(missing_ok=True)
-    store = open_store(Settings(database_url=f"sqlite:///{tmp}"))
-    store.upgrade()
-    store.close()
-    conn = sqlite3.connect(tmp, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=OFF")
-    conn.execute("PRAGMA synchronous=OFF")
-    for name in ("calls_rollup_insert", "calls_rollup_update"):
-        conn.execute(f"DROP TRIGGER {name}")
-    for name in ("calls_by_key", "calls_by_start", "calls_by_caller"):
-        conn.execute(f"DROP INDEX {name}")
     called = [f"+1800555{n:04d}" for n in range(20)]
     called_weights = [1 / (n + 1) for n in range(20)]
     country_codes, country_weights = list(COUNTRIES), list(COUNTRIES.values())
@@ -91,32 +95,50 @@ def build(path: Path, rows: int, days: int, seed: int = 11) -> None:
         start_ms + hour * 3_600_000 + rng.randrange(3_600) * 1000
         for hour in rng.choices(hour_choices, hour_weights, k=rows)
     )
+    for n, started in enumerate(starts):
+        caller = callers[min(int(rng.paretovariate(1.2)) - 1, len(callers) - 1)
+                         if rng.random() < 0.3 else rng.randrange(len(callers))]  # fmt: skip
+        failed = rng.random() < 0.05
+        duration = 0 if failed else int(min(rng.lognormvariate(4.6, 1.0), 7200))
+        mos = round(min(4.5, max(1.0, rng.gauss(4.2, 0.25) if rng.random() > 0.07
+                                 else rng.uniform(1.5, 3.6))), 2)  # fmt: skip
+        previous = last_seen.get(caller)
+        repeat = previous is not None and started - previous <= 86_400_000 and previous < started
+        last_seen[caller] = started
+        sid = f"CA{n:032x}"
+        yield (call_key(ACCOUNT, sid), ACCOUNT, sid, caller,
+               called[rng.choices(range(20), called_weights)[0]], started,
+               "failed" if failed else "completed", duration, mos, "{}", started,
+               "callback", n, 1, regions[caller], int(repeat))  # fmt: skip
+
+
+def progress_bar() -> Progress:
+    return Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console)  # fmt: skip
+
+
+def build_sqlite(path: Path, rows: int, days: int) -> None:
+    """Calls straight into the table (triggers and indexes off while loading), then the same
+    rebuild the product runs, so rollups equal what ingest would have kept."""
+    tmp = path.with_suffix(".building")
+    tmp.unlink(missing_ok=True)
+    store = open_store(Settings(database_url=f"sqlite:///{tmp}"))
+    store.upgrade()
+    store.close()
+    conn = sqlite3.connect(tmp, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=OFF")
+    conn.execute("PRAGMA synchronous=OFF")
+    for name in TRIGGERS:
+        conn.execute(f"DROP TRIGGER {name}")
+    for name in ("calls_by_key", "calls_by_start", "calls_by_caller"):
+        conn.execute(f"DROP INDEX {name}")
     conn.execute("BEGIN")
-    with Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as progress:  # fmt: skip
+    with progress_bar() as progress:
         task = progress.add_task("generating calls", total=rows)
-        batch: list[tuple[Any, ...]] = []
-        for n, started in enumerate(starts):
-            caller = callers[min(int(rng.paretovariate(1.2)) - 1, len(callers) - 1)
-                             if rng.random() < 0.3 else rng.randrange(len(callers))]  # fmt: skip
-            failed = rng.random() < 0.05
-            duration = 0 if failed else int(min(rng.lognormvariate(4.6, 1.0), 7200))
-            mos = round(min(4.5, max(1.0, rng.gauss(4.2, 0.25) if rng.random() > 0.07
-                                     else rng.uniform(1.5, 3.6))), 2)  # fmt: skip
-            previous = last_seen.get(caller)
-            repeat = (
-                previous is not None and started - previous <= 86_400_000 and previous < started
-            )
-            last_seen[caller] = started
-            sid = f"CA{n:032x}"
-            batch.append((call_key(ACCOUNT, sid), ACCOUNT, sid, caller,
-                          called[rng.choices(range(20), called_weights)[0]], started,
-                          "failed" if failed else "completed", duration, mos, "{}", started,
-                          "callback", n, 1, regions[caller], int(repeat)))  # fmt: skip
-            if len(batch) == 50_000 or n == rows - 1:
-                conn.executemany(INSERT, batch)
-                progress.advance(task, len(batch))
-                batch = []
+        calls = generate(rows, days)
+        while batch := list(itertools.islice(calls, 50_000)):
+            conn.executemany(INSERT, batch)
+            progress.advance(task, len(batch))
     conn.execute("COMMIT")
     with console.status("indexes, rollups"):
         conn.execute("CREATE INDEX calls_by_key ON calls (call_key)")
@@ -133,6 +155,54 @@ def build(path: Path, rows: int, days: int, seed: int = 11) -> None:
     tmp.rename(path)
 
 
+def build_postgres(url: str, rows: int, days: int) -> None:
+    """The same calls loaded with COPY (call keys too) into the migrated schema ``url`` names,
+    rollup triggers off, then the product's rebuild statements, as on SQLite."""
+    store = open_store(Settings(database_url=url))
+    if not isinstance(store, PostgresStore):
+        raise SystemExit(f"{url} is not a PostgreSQL URL")
+    store.upgrade()
+    first = END - timedelta(days=days)
+    store.ensure_partitions({month_start(first + timedelta(days=d)) for d in range(days + 1)})
+    store.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name in TRIGGERS:
+            conn.execute(f"DROP TRIGGER {name} ON calls")
+            conn.execute(f"DROP FUNCTION {name}()")
+        with progress_bar() as progress, conn.transaction():
+            task = progress.add_task("copying calls", total=rows)
+            with (
+                conn.cursor().copy(f"COPY call_keys ({KEY_COLUMNS}) FROM STDIN") as keys,
+                conn.cursor().copy(f"COPY calls ({PG_COLUMNS}) FROM STDIN") as calls,
+            ):
+                for n, row in enumerate(generate(rows, days), 1):
+                    started = datetime.fromtimestamp(row[5] / 1000, UTC)
+                    keys.write_row((row[1], row[2], n, started, row[12]))
+                    calls.write_row((n, *row[1:5], started, *row[6:10], started, *row[11:15],
+                                     bool(row[15])))  # fmt: skip
+                    if n % 50_000 == 0:
+                        progress.advance(task, 50_000)
+        with console.status("rollups"), conn.transaction():
+            for statement in rebuild_statements(POSTGRES)[1:]:  # repeat flags were set above
+                conn.execute(statement)
+            for statement in postgres_triggers():
+                conn.execute(statement)
+        conn.execute("ANALYZE")
+
+
+@contextmanager
+def postgres_schema(url: str) -> Iterator[str]:
+    """A schema of its own on ``url``, dropped after: yields a URL whose search_path is it."""
+    schema = f"bench_queries_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{url}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 def timed(ask: Callable[[], Any], repeat: int) -> list[float]:
     times = []
     for _ in range(repeat):
@@ -147,13 +217,24 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--url", default=POSTGRES_URL, help="PostgreSQL (--backend postgres)")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
+    if args.backend == "postgres":
+        with postgres_schema(args.url) as url:
+            build_postgres(url, args.rows, args.days)
+            run(url, "PostgreSQL", args)
+        return
     schema = hashlib.sha256(repr(SQLITE_MIGRATIONS).encode()).hexdigest()[:8]
     path = OUT / f"queries-{args.rows}-{args.days}d-{schema}.db"  # rebuilt when the schema changes
     if not path.exists():
-        build(path, args.rows, args.days)
-    store = open_store(Settings(database_url=f"sqlite:///{path}"))
+        build_sqlite(path, args.rows, args.days)
+    run(f"sqlite:///{path}", "SQLite", args)
+
+
+def run(url: str, backend: str, args: argparse.Namespace) -> None:
+    store = open_store(Settings(database_url=url))
     fast = Analytics(store, Settings())
     raw = Analytics(store, Settings(), use_rollups=False)
     until, since = END, END - timedelta(days=30)
@@ -169,7 +250,7 @@ def main() -> None:
     stored = store.count_calls()
     table = Table(
         "question", "rollups median ms", "best ms", "raw calls ms", "raw / rollups",
-        title=f"analytics on SQLite, {stored:,} calls stored over {args.days} days",
+        title=f"analytics on {backend}, {stored:,} calls stored over {args.days} days",
     )  # fmt: skip
     results = []
     for name, ask in questions:
@@ -187,7 +268,7 @@ def main() -> None:
     Console().print(table)
     console.print(f"{platform.python_implementation()} {platform.python_version()}, "
                   f"SQLite {sqlite3.sqlite_version}, {platform.machine()}")  # fmt: skip
-    (OUT / "queries.json").write_text(json.dumps(results, indent=2))
+    (OUT / f"queries-{args.backend}.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

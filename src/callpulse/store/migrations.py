@@ -8,7 +8,7 @@ from typing import Any
 
 from callpulse.regions import UNKNOWN, region_of
 from callpulse.store import alerts, rollups
-from callpulse.store.dialect import POSTGRES, SQLITE, Dialect
+from callpulse.store.dialect import POSTGRES, SQLITE
 
 # A step is SQL, or a function of the open connection (sqlite3 or psycopg) for what SQL can't do.
 Step = str | Callable[[Any], None]
@@ -166,9 +166,9 @@ SQLITE_MIGRATIONS = (
             "ALTER TABLE call_history_v2 RENAME TO call_history",
             "CREATE INDEX call_history_by_call ON call_history (call_id)",
             _backfill_regions(SQLITE.param),
-            *rollups.tables(SQLITE, rollups.METRICS_0002),
-            *rollups.sqlite_triggers(rollups.METRICS_0002),
-            *rollups.rebuild_statements(SQLITE, rollups.METRICS_0002),
+            *rollups.tables(SQLITE, rollups.SPEC_0002),
+            *rollups.sqlite_triggers(rollups.SPEC_0002),
+            *rollups.rebuild_statements(SQLITE, rollups.SPEC_0002),
         ),
     ),
 )
@@ -253,9 +253,9 @@ POSTGRES_MIGRATIONS = (
             "ALTER TABLE calls ADD COLUMN is_repeat boolean NOT NULL DEFAULT false",
             "CREATE INDEX calls_by_caller ON calls (from_number, started_at)",
             _backfill_regions(POSTGRES.param),
-            *rollups.tables(POSTGRES, rollups.METRICS_0002),
-            *rollups.postgres_triggers(rollups.METRICS_0002),
-            *rollups.rebuild_statements(POSTGRES, rollups.METRICS_0002),
+            *rollups.tables(POSTGRES, rollups.SPEC_0002),
+            *rollups.postgres_triggers(rollups.SPEC_0002),
+            *rollups.rebuild_statements(POSTGRES, rollups.SPEC_0002),
         ),
     ),
 )
@@ -290,22 +290,6 @@ def _sqlite_drop_not_null(table: str, column_definition: str) -> Callable[[Any],
     return edit
 
 
-def _rollup_metric_columns(dialect: Dialect) -> list[str]:
-    """The metrics 0003 adds, on every counter table; completed calls had a duration until now."""
-    statements = []
-    for level in rollups.LEVELS:
-        for family in rollups.FAMILIES:
-            if family.hist:
-                continue
-            table = family.table(level)
-            for metric in rollups.METRICS[len(rollups.METRICS_0002) :]:
-                statements.append(
-                    f"ALTER TABLE {table} ADD COLUMN {metric} {dialect.int_type} NOT NULL DEFAULT 0"
-                )
-            statements.append(f"UPDATE {table} SET duration_n = completed")
-    return statements
-
-
 # Data problems: a signed callback is stored whatever its measurement fields hold, so a call may
 # have no duration, and carries the problems of its fields (JSON text, '[]' when none).
 # PostgreSQL gets a default partition, so a stray start time cannot create partitions at will.
@@ -318,10 +302,10 @@ SQLITE_MIGRATIONS = (
             _sqlite_drop_not_null("call_history", "duration_s INTEGER"),
             "ALTER TABLE calls ADD COLUMN problems TEXT NOT NULL DEFAULT '[]'",
             "ALTER TABLE call_history ADD COLUMN problems TEXT NOT NULL DEFAULT '[]'",
-            *_rollup_metric_columns(SQLITE),
+            *rollups.metric_columns_0003(SQLITE),
             "DROP TRIGGER calls_rollup_insert",
             "DROP TRIGGER calls_rollup_update",
-            *rollups.sqlite_triggers(),
+            *rollups.sqlite_triggers(rollups.SPEC_0003),
         ),
     ),
 )
@@ -334,12 +318,12 @@ POSTGRES_MIGRATIONS = (
             "ALTER TABLE call_history ALTER COLUMN duration_s DROP NOT NULL",
             "ALTER TABLE calls ADD COLUMN problems text NOT NULL DEFAULT '[]'",
             "ALTER TABLE call_history ADD COLUMN problems text NOT NULL DEFAULT '[]'",
-            *_rollup_metric_columns(POSTGRES),
+            *rollups.metric_columns_0003(POSTGRES),
             "DROP TRIGGER calls_rollup_insert ON calls",
             "DROP TRIGGER calls_rollup_update ON calls",
             "DROP FUNCTION calls_rollup_insert()",
             "DROP FUNCTION calls_rollup_update()",
-            *rollups.postgres_triggers(),
+            *rollups.postgres_triggers(rollups.SPEC_0003),
             "CREATE TABLE calls_default PARTITION OF calls DEFAULT",
         ),
     ),
@@ -379,4 +363,31 @@ SQLITE_MIGRATIONS = (
 POSTGRES_MIGRATIONS = (
     *POSTGRES_MIGRATIONS,
     Migration("0005_alerts", tuple(alerts.tables(POSTGRES))),
+)
+
+# A week level, so a 30-day range reads about a dozen buckets; per-number histograms keyed by
+# number first, so one number's histogram over a range is one contiguous read.
+_TRIGGERS = ("calls_rollup_insert", "calls_rollup_update")
+SQLITE_MIGRATIONS = (
+    *SQLITE_MIGRATIONS,
+    Migration(
+        "0006_rollup_weeks_numbers_first",
+        (
+            *(f"DROP TRIGGER {name}" for name in _TRIGGERS),
+            *rollups.week_and_number_first(SQLITE),
+            *rollups.sqlite_triggers(),
+        ),
+    ),
+)
+POSTGRES_MIGRATIONS = (
+    *POSTGRES_MIGRATIONS,
+    Migration(
+        "0006_rollup_weeks_numbers_first",
+        (
+            *(f"DROP TRIGGER {name} ON calls" for name in _TRIGGERS),
+            *(f"DROP FUNCTION {name}()" for name in _TRIGGERS),
+            *rollups.week_and_number_first(POSTGRES),
+            *rollups.postgres_triggers(),
+        ),
+    ),
 )

@@ -165,22 +165,34 @@ class RollupReads(abc.ABC):
         return " UNION ALL ".join(parts), params
 
     def _hist_rows(
-        self, segments: Sequence[Segment], f: CallFilter, per_number: bool
+        self,
+        segments: Sequence[Segment],
+        f: CallFilter,
+        per_number: bool,
+        kinds: tuple[int, ...] = (MOS_KIND, DURATION_KIND),
     ) -> tuple[str, list[Any]]:
-        """A subquery of (to_number, kind, bin, n) rows (to_number blank unless
+        """A subquery of (to_number, kind, bin, n) rows of ``kinds`` (to_number blank unless
         ``per_number``)."""
         total = f.to is None and f.region is None and not per_number
         columns = ("'' AS to_number" if total else "to_number") + ", kind, bin, n"
+        # Per-number histograms are keyed number, kind, bucket: naming the kinds and the numbers
+        # (without a To filter, those with calls in the segment) makes each number a seek.
+        kind_in = f" AND kind IN ({', '.join(map(str, kinds))})"
         parts, params = [], []
         for segment in segments:
             if segment.source != RAW:
                 sql, values = self._source(
                     segment, f, columns, "", "_total_hist" if total else "_hist"
                 )
-                parts.append(sql)
+                if not total and f.to is None:
+                    numbers, more = self._source(segment, CallFilter(), "to_number", "")
+                    sql, values = f"{sql} AND to_number IN ({numbers})", [*values, *more]
+                parts.append(sql + kind_in)
                 params += values
                 continue
             for kind, bin_expr, condition in hist_sources("c", self.dialect):
+                if kind not in kinds:
+                    continue
                 sql, values = self._source(
                     segment, f, "", f"c.to_number, {kind} AS kind, {bin_expr} AS bin, 1 AS n"
                 )
@@ -232,11 +244,10 @@ class RollupReads(abc.ABC):
         self, segments: Sequence[Segment], f: CallFilter, limit_bin: float
     ) -> dict[str, tuple[int, int]]:
         """Per called number: (rated completed calls, those with a MOS bin below ``limit_bin``)."""
-        rows, params = self._hist_rows(segments, f, per_number=True)
+        rows, params = self._hist_rows(segments, f, per_number=True, kinds=(MOS_KIND,))
         below = f"sum(CASE WHEN bin < {self.dialect.param} THEN n ELSE 0 END)"
         result = self._rows(
-            f"SELECT to_number, sum(n), {below} "
-            f"FROM ({rows}) h WHERE kind = {MOS_KIND} GROUP BY to_number",
+            f"SELECT to_number, sum(n), {below} FROM ({rows}) h GROUP BY to_number",
             [limit_bin, *params],
         )
         return {str(number): (int(rated or 0), int(below or 0)) for number, rated, below in result}

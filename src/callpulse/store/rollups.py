@@ -1,10 +1,11 @@
 """Rollups: per-bucket counters and histograms kept in step with ``calls`` by triggers.
 
-Three levels (minute, hour, day), each with four tables (see ``FAMILIES``):
+Four levels (minute, hour, day, week), each with four tables (see ``FAMILIES``):
 - ``rollup_<level>``: per (bucket, account, called number, caller region) counts by status,
   talk time, MOS sum and count, repeat calls;
 - ``rollup_<level>_hist``: per (bucket, account, called number) histograms of MOS (0.01 bins)
-  and duration (``DURATION_BIN_SQL`` bins) of completed calls, for percentiles and bands;
+  and duration (``DURATION_BIN_SQL`` bins) of completed calls, for percentiles and bands; keyed
+  by number first, so one number's histogram over a range is one contiguous read;
 - ``rollup_<level>_total`` and ``rollup_<level>_total_hist``: the same per (bucket, account)
   only, so whole-account questions over long ranges read a few rows per bucket.
 
@@ -13,29 +14,25 @@ transaction, so rollups always equal a recomputation from ``calls``; pruning cal
 rollups. SQLite runs them per row (cheap compiled statements); PostgreSQL per statement over the
 transition tables (one aggregate upsert per table and batch). Buckets are epoch milliseconds in
 both backends, so queries over rollups are the same SQL on SQLite and PostgreSQL.
+
+``SPEC`` is the one description of it all (levels, families, metrics); ``SPEC_0002`` and
+``SPEC_0003`` are what those migrations created, so an old migration's SQL never changes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from callpulse.store.dialect import POSTGRES, REPEAT_WINDOW_MS, SQLITE, Dialect
 
-LEVELS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
+# A week (epoch-aligned: weeks start on Thursdays, like the epoch) lets a 30-day range read a
+# dozen buckets instead of thirty; time series still bucket by minute, hour or day.
+LEVELS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000, "week": 7 * 86_400_000}
 WITHHELD = "withheld"
 MOS_KIND, DURATION_KIND = 0, 1
-METRICS = (
-    "calls",
-    "completed",
-    "failed",
-    "duration_s",
-    "mos_sum",
-    "mos_n",
-    "repeats",
-    "duration_n",
-    "problems",
-)
+METRICS = ("calls", "completed", "failed", "duration_s", "mos_sum", "mos_n", "repeats",
+           "duration_n", "problems")  # fmt: skip
 GROUP_KEYS = ("account_sid", "to_number", "region")
 HIST_KEYS = ("account_sid", "to_number")
 
@@ -89,60 +86,136 @@ def hist_sources(row: str, dialect: Dialect) -> list[tuple[int, str, str]]:
 
 @dataclass(frozen=True)
 class Family:
-    """One kind of rollup table, present at every level."""
+    """One kind of rollup table, present at every level. ``order`` is its primary key's column
+    order (slot aside); empty: bucket first, then the keys (and kind, bin)."""
 
     suffix: str
     keys: tuple[str, ...]
     hist: bool
+    order: tuple[str, ...] = ()
 
     def table(self, level: str) -> str:
         return f"rollup_{level}{self.suffix}"
 
+    def key_columns(self, dialect: Dialect) -> list[str]:
+        """The key columns: bucket first, then the keys (what every upsert names)."""
+        return ["bucket", *self.keys, *(["kind", "bin"] if self.hist else []), *_slot(dialect)]
+
+    def primary_key(self, dialect: Dialect) -> list[str]:
+        """The key columns in the primary key's order (the index reads go by)."""
+        return [*self.order, *_slot(dialect)] if self.order else self.key_columns(dialect)
+
 
 FAMILIES = (
     Family("", GROUP_KEYS, hist=False),
-    Family("_hist", HIST_KEYS, hist=True),
+    # Number, then kind, then bucket: one number's (or every listed number's) MOS bins over a
+    # range are a seek and a contiguous read, not a scan past every other number's bins.
+    Family(
+        "_hist", HIST_KEYS, hist=True, order=("to_number", "kind", "bucket", "account_sid", "bin")
+    ),
     Family("_total", ("account_sid",), hist=False),
     Family("_total_hist", ("account_sid",), hist=True),
 )
 
 
-def _slot_column(dialect: Dialect) -> list[str]:
+@dataclass(frozen=True)
+class Spec:
+    """The rollups as of a migration: levels (name: bucket size, ms), families, metrics."""
+
+    levels: dict[str, int]
+    families: tuple[Family, ...]
+    metrics: tuple[str, ...]
+
+    def tables(self) -> list[tuple[str, Family]]:
+        return [(level, family) for level in self.levels for family in self.families]
+
+
+SPEC = Spec(LEVELS, FAMILIES, METRICS)
+# What migrations 0002 (the first seven metrics) and 0003 (the rest) created: three levels, every
+# primary key bucket first. 0006 added the week and put the per-number histograms number first.
+SPEC_0003 = Spec(
+    {name: LEVELS[name] for name in ("minute", "hour", "day")},
+    tuple(replace(family, order=()) for family in FAMILIES),
+    METRICS,
+)
+SPEC_0002 = replace(SPEC_0003, metrics=METRICS[:7])
+
+
+def _slot(dialect: Dialect) -> list[str]:
     return ["slot"] if dialect.slot else []
 
 
-def _key_columns(family: Family, dialect: Dialect) -> list[str]:
-    return [
-        "bucket",
-        *family.keys,
-        *(["kind", "bin"] if family.hist else []),
-        *_slot_column(dialect),
-    ]
-
-
-# The metrics of migration 0002; 0003 added the rest. Migrations name theirs, so that what an
-# old migration creates does not change as metrics are added.
-METRICS_0002 = METRICS[:7]
-
-
-def _value_columns(family: Family, metrics: tuple[str, ...] = METRICS) -> tuple[str, ...]:
+def value_columns(family: Family, metrics: tuple[str, ...] = METRICS) -> tuple[str, ...]:
     return ("n",) if family.hist else metrics
 
 
-def tables(dialect: Dialect, metrics: tuple[str, ...] = METRICS) -> list[str]:
+def create_table(
+    level: str, family: Family, dialect: Dialect, spec: Spec = SPEC, name: str | None = None
+) -> str:
+    """The table of ``family`` at ``level`` (named ``name``, when given, to be renamed later)."""
     i, r = dialect.int_type, dialect.real_type
     types = {"bucket": i, "kind": "integer", "bin": "integer", "slot": "integer", "mos_sum": r}
+    keys = family.key_columns(dialect)
+    columns = [f"{c} {types.get(c, 'TEXT')} NOT NULL" for c in keys]
+    columns += [f"{c} {types.get(c, i)} NOT NULL" for c in value_columns(family, spec.metrics)]
+    return (
+        f"CREATE TABLE {name or family.table(level)} ({', '.join(columns)}, "
+        f"PRIMARY KEY ({', '.join(family.primary_key(dialect))})){dialect.table_suffix}"
+    )
+
+
+def tables(dialect: Dialect, spec: Spec = SPEC) -> list[str]:
+    return [create_table(level, family, dialect, spec) for level, family in spec.tables()]
+
+
+def metric_columns_0003(dialect: Dialect) -> list[str]:
+    """The metrics 0003 adds, on every counter table; completed calls had a duration until now."""
     statements = []
-    for level in LEVELS:
-        for family in FAMILIES:
-            keys = _key_columns(family, dialect)
-            columns = [f"{c} {types.get(c, 'TEXT')} NOT NULL" for c in keys]
-            columns += [f"{c} {types.get(c, i)} NOT NULL" for c in _value_columns(family, metrics)]
+    for level, family in SPEC_0003.tables():
+        if family.hist:
+            continue
+        table = family.table(level)
+        for metric in SPEC_0003.metrics[len(SPEC_0002.metrics) :]:
             statements.append(
-                f"CREATE TABLE {family.table(level)} ({', '.join(columns)}, "
-                f"PRIMARY KEY ({', '.join(keys)})){dialect.table_suffix}"
+                f"ALTER TABLE {table} ADD COLUMN {metric} {dialect.int_type} NOT NULL DEFAULT 0"
             )
+        statements.append(f"UPDATE {table} SET duration_n = completed")
     return statements
+
+
+def week_and_number_first(dialect: Dialect) -> list[str]:
+    """From SPEC_0003 to SPEC's tables (migration 0006; the triggers are the caller's): tables
+    whose primary key changed order are copied into the new order, and the week tables are
+    filled from the day ones (exact: a week is seven whole days; pruned calls come along)."""
+    statements = []
+    for level, family in SPEC.tables():
+        table, keys = family.table(level), family.key_columns(dialect)
+        values = value_columns(family)
+        if level in SPEC_0003.levels:
+            if family.primary_key(dialect) != keys:  # 0003's keys were all in this order
+                copy = f"{table}_0006"
+                statements += [
+                    create_table(level, family, dialect, name=copy),
+                    f"INSERT INTO {copy} SELECT {', '.join([*keys, *values])} FROM {table}",
+                    f"DROP TABLE {table}",
+                    f"ALTER TABLE {copy} RENAME TO {table}",
+                ]
+            continue
+        statements += [create_table(level, family, dialect), _from_days(level, family, dialect)]
+    return statements
+
+
+def _from_days(level: str, family: Family, dialect: Dialect, since: str = "0") -> str:
+    """Fill ``family`` at a level of whole days from its day table's buckets from ``since``:
+    exact, and it keeps what pruned calls left in the days."""
+    keys, values = family.key_columns(dialect), value_columns(family)
+    size = SPEC.levels[level]  # (integer division on both backends; buckets are >= 0)
+    picked = [f"bucket / {size} * {size}", *keys[1:], *(f"sum({v})" for v in values)]
+    return (
+        f"INSERT INTO {family.table(level)} ({', '.join([*keys, *values])}) "
+        f"SELECT {', '.join(picked)} FROM {family.table('day')} WHERE bucket >= {since} "
+        f"GROUP BY {', '.join(map(str, range(1, len(keys) + 1)))}"
+    )
 
 
 def _upsert(table: str, keys: list[str], values: tuple[str, ...]) -> str:
@@ -161,57 +234,51 @@ def _upserts(
     value: Callable[[str], str],
     source: str,
     slot: list[str],
-    metrics: tuple[str, ...],
+    spec: Spec,
 ) -> list[str]:
     """One upsert per rollup table (two per histogram table: MOS and duration) of what ``row``
     contributes; ``value`` wraps each contribution (signed, or summed over ``source``)."""
     statements = []
-    for level, size in LEVELS.items():
-        for family in FAMILIES:
-            table, keys = family.table(level), _key_columns(family, dialect)
-            columns = _value_columns(family, metrics)
-            exprs = metric_exprs(row)
-            head = [_bucket(row, size, dialect), *(f"{row}.{k}" for k in family.keys)]
-            parts = (
-                [([*head, str(kind), bin_expr], [value("1")], condition)
-                 for kind, bin_expr, condition in hist_sources(row, dialect)]
-                if family.hist
-                else [(head, [value(exprs[m]) for m in metrics], dialect.true)]
-            )  # fmt: skip
-            for key_values, values, condition in parts:
-                group_by = (
-                    f" GROUP BY {', '.join(str(n) for n in range(1, len(key_values) + 1))}"
-                    if source
-                    else ""
-                )
-                # (the WHERE also lets SQLite parse INSERT ... SELECT ... ON CONFLICT)
-                statements.append(
-                    f"INSERT INTO {table} ({', '.join([*keys, *columns])}) "
-                    f"SELECT {', '.join([*key_values, *slot, *values])}{source} "
-                    f"WHERE {condition}{group_by} " + _upsert(table, keys, columns)
-                )
+    metrics = spec.metrics
+    for level, family in spec.tables():
+        size = spec.levels[level]
+        table, keys = family.table(level), family.key_columns(dialect)
+        columns = value_columns(family, metrics)
+        exprs = metric_exprs(row)
+        head = [_bucket(row, size, dialect), *(f"{row}.{k}" for k in family.keys)]
+        parts = (
+            [([*head, str(kind), bin_expr], [value("1")], condition)
+             for kind, bin_expr, condition in hist_sources(row, dialect)]
+            if family.hist
+            else [(head, [value(exprs[m]) for m in metrics], dialect.true)]
+        )  # fmt: skip
+        for key_values, values, condition in parts:
+            group_by = (
+                f" GROUP BY {', '.join(str(n) for n in range(1, len(key_values) + 1))}"
+                if source
+                else ""
+            )
+            # (the WHERE also lets SQLite parse INSERT ... SELECT ... ON CONFLICT)
+            statements.append(
+                f"INSERT INTO {table} ({', '.join([*keys, *columns])}) "
+                f"SELECT {', '.join([*key_values, *slot, *values])}{source} "
+                f"WHERE {condition}{group_by} " + _upsert(table, keys, columns)
+            )
     return statements
 
 
-def row_statements(
-    row: str, sign: int, dialect: Dialect, metrics: tuple[str, ...] = METRICS
-) -> list[str]:
+def row_statements(row: str, sign: int, dialect: Dialect, spec: Spec = SPEC) -> list[str]:
     """Add (sign 1) or remove (sign -1) one calls row: the body of a row trigger."""
     slot = [dialect.slot] if dialect.slot else []
-    return _upserts(row, dialect, lambda e: f"{sign} * ({e})", "", slot, metrics)
+    return _upserts(row, dialect, lambda e: f"{sign} * ({e})", "", slot, spec)
 
 
 def aggregate_statements(
-    source: str,
-    dialect: Dialect,
-    slot_value: str | None = None,
-    metrics: tuple[str, ...] = METRICS,
+    source: str, dialect: Dialect, slot_value: str | None = None, spec: Spec = SPEC
 ) -> list[str]:
     """Add every row of ``source`` (calls columns plus ``sign``: 1 adds, -1 removes)."""
     slot = [slot_value or dialect.slot or ""] if dialect.slot else []
-    return _upserts(
-        "c", dialect, lambda e: f"sum(c.sign * ({e}))", f" FROM {source} c", slot, metrics
-    )
+    return _upserts("c", dialect, lambda e: f"sum(c.sign * ({e}))", f" FROM {source} c", slot, spec)
 
 
 def _later_repeats(row: str, dialect: Dialect, extra_from: str = "") -> str:
@@ -227,9 +294,9 @@ def _later_repeats(row: str, dialect: Dialect, extra_from: str = "") -> str:
     )
 
 
-def sqlite_triggers(metrics: tuple[str, ...] = METRICS) -> list[str]:
-    add = ";\n".join(row_statements("new", 1, SQLITE, metrics))
-    remove = ";\n".join(row_statements("old", -1, SQLITE, metrics))
+def sqlite_triggers(spec: Spec = SPEC) -> list[str]:
+    add = ";\n".join(row_statements("new", 1, SQLITE, spec))
+    remove = ";\n".join(row_statements("old", -1, SQLITE, spec))
     return [
         f"CREATE TRIGGER calls_rollup_insert AFTER INSERT ON calls BEGIN\n{add};\n"
         f"{_later_repeats('new', SQLITE)};\nEND",
@@ -237,11 +304,11 @@ def sqlite_triggers(metrics: tuple[str, ...] = METRICS) -> list[str]:
     ]
 
 
-def postgres_triggers(metrics: tuple[str, ...] = METRICS) -> list[str]:
+def postgres_triggers(spec: Spec = SPEC) -> list[str]:
     inserted = "(SELECT n.*, 1 AS sign FROM new_rows n)"
     moved = "(SELECT o.*, -1 AS sign FROM old_rows o UNION ALL SELECT n.*, 1 FROM new_rows n)"
-    add = ";\n".join(aggregate_statements(inserted, POSTGRES, metrics=metrics))
-    move = ";\n".join(aggregate_statements(moved, POSTGRES, metrics=metrics))
+    add = ";\n".join(aggregate_statements(inserted, POSTGRES, spec=spec))
+    move = ";\n".join(aggregate_statements(moved, POSTGRES, spec=spec))
     return [
         # Without statistics on the transition table the planner would hash it and scan all of
         # calls for the repeat update; nested index lookups cost a few per inserted call.
@@ -290,11 +357,11 @@ def _repeat_flag(dialect: Dialect) -> str:
     return dialect.flag(repeat_exists("c", dialect))
 
 
-def rebuild_statements(dialect: Dialect, metrics: tuple[str, ...] = METRICS) -> list[str]:
+def rebuild_statements(dialect: Dialect, spec: Spec = SPEC) -> list[str]:
     """Recompute repeat flags and every rollup from ``calls``; rollups of pruned calls stay."""
     # Pruning removes whole UTC days at least, so from the oldest stored call's day on every
     # bucket holds stored calls only; earlier buckets hold pruned calls only and stay.
-    day = LEVELS["day"]
+    day = spec.levels["day"]
     oldest = f"(SELECT min({dialect.ms('started_at')}) FROM calls)"
     oldest_day = f"({oldest} - {oldest} % {day})"
     flag = _repeat_flag(dialect)
@@ -305,9 +372,22 @@ def rebuild_statements(dialect: Dialect, metrics: tuple[str, ...] = METRICS) -> 
         f"({flag} = {dialect.true} "
         f"OR {dialect.ms('c.started_at')} >= {oldest_day} + {REPEAT_WINDOW_MS})"
     ]
-    for level in LEVELS:
-        for family in FAMILIES:
-            statements.append(f"DELETE FROM {family.table(level)} WHERE bucket >= {oldest_day}")
-    return statements + aggregate_statements(
-        "(SELECT *, 1 AS sign FROM calls)", dialect, "0", metrics
+    # Levels of whole days are summed from the rebuilt days afterwards: the bucket holding the
+    # oldest day may also hold pruned calls, which only the kept days still count.
+    from_calls = Spec(
+        {name: size for name, size in spec.levels.items() if size <= day},
+        spec.families,
+        spec.metrics,
     )
+    derived = []
+    for level, family in spec.tables():
+        size = spec.levels[level]
+        start = oldest_day if size <= day else f"({oldest_day} / {size} * {size})"
+        statements.append(f"DELETE FROM {family.table(level)} WHERE bucket >= {start}")
+        if size > day:
+            derived.append(_from_days(level, family, dialect, start))
+    return [
+        *statements,
+        *aggregate_statements("(SELECT *, 1 AS sign FROM calls)", dialect, "0", from_calls),
+        *derived,
+    ]
