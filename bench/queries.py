@@ -169,10 +169,15 @@ def build_postgres(url: str, rows: int, days: int) -> None:
         for name in TRIGGERS:
             conn.execute(f"DROP TRIGGER {name} ON calls")
             conn.execute(f"DROP FUNCTION {name}()")
-        with progress_bar() as progress, conn.transaction():
+        # One COPY at a time per connection: the keys go through a second one.
+        with (
+            psycopg.connect(url) as keys_conn,
+            progress_bar() as progress,
+            conn.transaction(),
+        ):
             task = progress.add_task("copying calls", total=rows)
             with (
-                conn.cursor().copy(f"COPY call_keys ({KEY_COLUMNS}) FROM STDIN") as keys,
+                keys_conn.cursor().copy(f"COPY call_keys ({KEY_COLUMNS}) FROM STDIN") as keys,
                 conn.cursor().copy(f"COPY calls ({PG_COLUMNS}) FROM STDIN") as calls,
             ):
                 for n, row in enumerate(generate(rows, days), 1):

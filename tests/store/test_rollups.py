@@ -95,6 +95,7 @@ def recompute(calls: list[CallRecord]) -> tuple[dict[Any, Any], dict[Any, int]]:
                 (f"rollup_{level}", bucket, call.account_sid, call.to_number,
                  region_of(call.from_number)),
                 (f"rollup_{level}_total", bucket, call.account_sid),
+                (f"rollup_{level}_number", bucket, call.account_sid, call.to_number),
             ):  # fmt: skip
                 metrics[key] = [a + b for a, b in zip(metrics[key], values, strict=True)]
             for hist_key in (

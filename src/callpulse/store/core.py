@@ -17,7 +17,7 @@ from typing import Any
 
 from callpulse.callback import CallRecord
 from callpulse.regions import region_of
-from callpulse.store import quarantine, rollups
+from callpulse.store import quarantine, repeats, rollups
 from callpulse.store.alerts import AlertBook
 from callpulse.store.base import (
     RECONCILED,
@@ -271,7 +271,7 @@ class SqlStore(Store):
 
     @functools.cached_property
     def _refresh_repeats(self) -> str:
-        return rollups.refresh_repeats(self.dialect)
+        return repeats.refresh_repeats(self.dialect)
 
     def _write_one_by_one(
         self,

@@ -18,7 +18,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from callpulse.callback import WITHHELD, CallRecord
 from callpulse.regions import region_of
-from callpulse.store import partitions, rollups
+from callpulse.store import partitions, repeats
 from callpulse.store.base import (
     CallWrite,
     SaveResult,
@@ -55,7 +55,7 @@ INSERT INTO calls (call_id, account_sid, call_sid, from_number, to_number, start
                    is_repeat, version)
 SELECT c.call_id, b.account_sid, b.call_sid, b.from_number, b.to_number, b.started_at, b.status,
        b.duration_s, b.mos, b.extra, b.received_at, b.source, b.problems, b.region, b.fingerprint,
-       {rollups.repeat_exists("b", POSTGRES)}, 1
+       {repeats.repeat_exists("b", POSTGRES)}, 1
 FROM claimed c JOIN batch b USING (account_sid, call_sid)
 RETURNING account_sid, call_sid
 """

@@ -145,20 +145,22 @@ class RollupReads(abc.ABC):
         )
 
     def _metric_rows(
-        self, segments: Sequence[Segment], f: CallFilter, grouped: bool
+        self, segments: Sequence[Segment], f: CallFilter, by: str | None
     ) -> tuple[str, list[Any]]:
-        """A subquery of (t, to_number, region, metrics...) rows; without ``grouped``,
-        to_number and region may be blank."""
+        """A subquery of (t, to_number, region, metrics...) rows; to_number and region may be
+        blank where neither the filter nor the grouping ``by`` needs them."""
         started = self.dialect.ms("c.started_at")
         raw_metrics = ", ".join(f"{expr} AS {name}" for name, expr in metric_exprs("c").items())
-        total = f.to is None and f.region is None and not grouped  # a few rows per bucket
+        total = f.to is None and f.region is None and by is None  # a few rows per bucket
+        number = f.to is not None and f.region is None and by != "region"  # a row per bucket
         keys = "'' AS to_number, '' AS region" if total else "to_number, region"
+        keys = "to_number, '' AS region" if number else keys
         columns = f"bucket AS t, {keys}, {', '.join(METRICS)}"
         parts, params = [], []
         for segment in segments:
             sql, values = self._source(
                 segment, f, columns, f"{started} AS t, c.to_number, c.region, {raw_metrics}",
-                "_total" if total else "",
+                "_total" if total else "_number" if number else "",
             )  # fmt: skip
             parts.append(sql)
             params += values
@@ -170,15 +172,15 @@ class RollupReads(abc.ABC):
         f: CallFilter,
         per_number: bool,
         kinds: tuple[int, ...] = (MOS_KIND, DURATION_KIND),
-    ) -> tuple[str, list[Any]]:
-        """A subquery of (to_number, kind, bin, n) rows of ``kinds`` (to_number blank unless
-        ``per_number``)."""
+    ) -> list[tuple[str, list[Any]]]:
+        """Per segment, a query of (to_number, kind, bin, n) rows of ``kinds`` (to_number blank
+        unless ``per_number``) and its parameters."""
         total = f.to is None and f.region is None and not per_number
         columns = ("'' AS to_number" if total else "to_number") + ", kind, bin, n"
         # Per-number histograms are keyed number, kind, bucket: naming the kinds and the numbers
         # (without a To filter, those with calls in the segment) makes each number a seek.
         kind_in = f" AND kind IN ({', '.join(map(str, kinds))})"
-        parts, params = [], []
+        parts = []
         for segment in segments:
             if segment.source != RAW:
                 sql, values = self._source(
@@ -187,8 +189,7 @@ class RollupReads(abc.ABC):
                 if not total and f.to is None:
                     numbers, more = self._source(segment, CallFilter(), "to_number", "")
                     sql, values = f"{sql} AND to_number IN ({numbers})", [*values, *more]
-                parts.append(sql + kind_in)
-                params += values
+                parts.append((sql + kind_in, values))
                 continue
             for kind, bin_expr, condition in hist_sources("c", self.dialect):
                 if kind not in kinds:
@@ -196,14 +197,13 @@ class RollupReads(abc.ABC):
                 sql, values = self._source(
                     segment, f, "", f"c.to_number, {kind} AS kind, {bin_expr} AS bin, 1 AS n"
                 )
-                parts.append(f"{sql} AND {condition}")
-                params += values
-        return " UNION ALL ".join(parts), params
+                parts.append((f"{sql} AND {condition}", values))
+        return parts
 
     # -- questions ----------------------------------------------------------------------------
 
     def counters(self, segments: Sequence[Segment], f: CallFilter) -> Counters:
-        rows, params = self._metric_rows(segments, f, grouped=False)
+        rows, params = self._metric_rows(segments, f, by=None)
         (row,) = self._rows(f"SELECT {_SUMS} FROM ({rows}) r", params)
         return Counters.from_row(row)
 
@@ -213,7 +213,7 @@ class RollupReads(abc.ABC):
         """Counters per ``to_number`` or ``region``."""
         if key not in ("to_number", "region"):
             raise ValueError(f"cannot group by {key!r}")
-        rows, params = self._metric_rows(segments, f, grouped=True)
+        rows, params = self._metric_rows(segments, f, by=key)
         result = self._rows(f"SELECT {key}, {_SUMS} FROM ({rows}) r GROUP BY {key}", params)
         return {str(row[0]): Counters.from_row(row[1:]) for row in result}
 
@@ -222,7 +222,7 @@ class RollupReads(abc.ABC):
     ) -> dict[int, Counters]:
         """Counters per bucket of ``bucket_ms`` (aligned to the epoch, i.e. UTC), ascending;
         with ``busiest`` only the bucket with the most calls (the earliest of equals)."""
-        rows, params = self._metric_rows(segments, f, grouped=False)
+        rows, params = self._metric_rows(segments, f, by=None)
         order = "ORDER BY sum(calls) DESC, b LIMIT 1" if busiest else "ORDER BY b"
         result = self._rows(
             f"SELECT t - t {self.dialect.mod} {int(bucket_ms)} AS b, {_SUMS} "
@@ -232,7 +232,9 @@ class RollupReads(abc.ABC):
         return {int(row[0]): Counters.from_row(row[1:]) for row in result}
 
     def histograms(self, segments: Sequence[Segment], f: CallFilter) -> Histograms:
-        rows, params = self._hist_rows(segments, f, per_number=False)
+        parts = self._hist_rows(segments, f, per_number=False)
+        rows = " UNION ALL ".join(sql for sql, _ in parts)
+        params = [value for _, values in parts for value in values]
         result = self._rows(f"SELECT kind, bin, sum(n) FROM ({rows}) h GROUP BY kind, bin", params)
         by_kind: dict[int, dict[int, int]] = {MOS_KIND: {}, DURATION_KIND: {}}
         for kind, bin_, n in result:
@@ -244,11 +246,17 @@ class RollupReads(abc.ABC):
         self, segments: Sequence[Segment], f: CallFilter, limit_bin: float
     ) -> dict[str, tuple[int, int]]:
         """Per called number: (rated completed calls, those with a MOS bin below ``limit_bin``)."""
-        rows, params = self._hist_rows(segments, f, per_number=True, kinds=(MOS_KIND,))
+        # Summed per segment first: a segment's rows come in number order (the key's), so each
+        # sum streams, and only a few rows per number are left to add up.
         below = f"sum(CASE WHEN bin < {self.dialect.param} THEN n ELSE 0 END)"
+        parts = self._hist_rows(segments, f, per_number=True, kinds=(MOS_KIND,))
+        rows = " UNION ALL ".join(
+            f"SELECT to_number, sum(n) AS rated, {below} AS below FROM ({sql}) h GROUP BY to_number"
+            for sql, _ in parts
+        )
+        params = [value for _, values in parts for value in (limit_bin, *values)]
         result = self._rows(
-            f"SELECT to_number, sum(n), {below} FROM ({rows}) h GROUP BY to_number",
-            [limit_bin, *params],
+            f"SELECT to_number, sum(rated), sum(below) FROM ({rows}) s GROUP BY to_number", params
         )
         return {str(number): (int(rated or 0), int(below or 0)) for number, rated, below in result}
 

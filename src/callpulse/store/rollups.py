@@ -1,13 +1,15 @@
 """Rollups: per-bucket counters and histograms kept in step with ``calls`` by triggers.
 
-Four levels (minute, hour, day, week), each with four tables (see ``FAMILIES``):
+Four levels (minute, hour, day, week), each with five tables (see ``FAMILIES``):
 - ``rollup_<level>``: per (bucket, account, called number, caller region) counts by status,
   talk time, MOS sum and count, repeat calls;
 - ``rollup_<level>_hist``: per (bucket, account, called number) histograms of MOS (0.01 bins)
   and duration (``DURATION_BIN_SQL`` bins) of completed calls, for percentiles and bands; keyed
   by number first, so one number's histogram over a range is one contiguous read;
 - ``rollup_<level>_total`` and ``rollup_<level>_total_hist``: the same per (bucket, account)
-  only, so whole-account questions over long ranges read a few rows per bucket.
+  only, so whole-account questions over long ranges read a few rows per bucket;
+- ``rollup_<level>_number``: the counters per (account, called number), number first, so a
+  question about one number reads one row per bucket.
 
 Triggers add every inserted call and move updated ones (old out, new in), inside the writing
 transaction, so rollups always equal a recomputation from ``calls``; pruning calls keeps their
@@ -25,11 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from callpulse.store.dialect import POSTGRES, REPEAT_WINDOW_MS, SQLITE, Dialect
+from callpulse.store.repeats import later_repeats, repeat_flag
 
 # A week (epoch-aligned: weeks start on Thursdays, like the epoch) lets a 30-day range read a
 # dozen buckets instead of thirty; time series still bucket by minute, hour or day.
 LEVELS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000, "week": 7 * 86_400_000}
-WITHHELD = "withheld"
 MOS_KIND, DURATION_KIND = 0, 1
 METRICS = ("calls", "completed", "failed", "duration_s", "mos_sum", "mos_n", "repeats",
            "duration_n", "problems")  # fmt: skip
@@ -115,6 +117,8 @@ FAMILIES = (
     ),
     Family("_total", ("account_sid",), hist=False),
     Family("_total_hist", ("account_sid",), hist=True),
+    # Per number without the region, number first: what a To filter reads (an hour per row).
+    Family("_number", HIST_KEYS, hist=False, order=("to_number", "bucket", "account_sid")),
 )
 
 
@@ -132,10 +136,11 @@ class Spec:
 
 SPEC = Spec(LEVELS, FAMILIES, METRICS)
 # What migrations 0002 (the first seven metrics) and 0003 (the rest) created: three levels, every
-# primary key bucket first. 0006 added the week and put the per-number histograms number first.
+# primary key bucket first. 0006 added the week and the per-number counters, and put the
+# per-number histograms number first.
 SPEC_0003 = Spec(
     {name: LEVELS[name] for name in ("minute", "hour", "day")},
-    tuple(replace(family, order=()) for family in FAMILIES),
+    tuple(replace(family, order=()) for family in FAMILIES[:4]),
     METRICS,
 )
 SPEC_0002 = replace(SPEC_0003, metrics=METRICS[:7])
@@ -185,13 +190,19 @@ def metric_columns_0003(dialect: Dialect) -> list[str]:
 
 def week_and_number_first(dialect: Dialect) -> list[str]:
     """From SPEC_0003 to SPEC's tables (migration 0006; the triggers are the caller's): tables
-    whose primary key changed order are copied into the new order, and the week tables are
-    filled from the day ones (exact: a week is seven whole days; pruned calls come along)."""
+    whose primary key changed order are copied into the new order, the per-number counters are
+    summed from the per-group ones, and the week tables from the day ones (exact: a week is
+    seven whole days; what pruned calls left comes along)."""
     statements = []
     for level, family in SPEC.tables():
         table, keys = family.table(level), family.key_columns(dialect)
         values = value_columns(family)
-        if level in SPEC_0003.levels:
+        if level in SPEC_0003.levels and family.suffix == "_number":
+            statements += [
+                create_table(level, family, dialect),
+                _summed(level, family, dialect, f"rollup_{level}"),
+            ]
+        elif level in SPEC_0003.levels:
             if family.primary_key(dialect) != keys:  # 0003's keys were all in this order
                 copy = f"{table}_0006"
                 statements += [
@@ -200,20 +211,24 @@ def week_and_number_first(dialect: Dialect) -> list[str]:
                     f"DROP TABLE {table}",
                     f"ALTER TABLE {copy} RENAME TO {table}",
                 ]
-            continue
-        statements += [create_table(level, family, dialect), _from_days(level, family, dialect)]
+        else:
+            statements += [
+                create_table(level, family, dialect),
+                _summed(level, family, dialect, family.table("day")),
+            ]
     return statements
 
 
-def _from_days(level: str, family: Family, dialect: Dialect, since: str = "0") -> str:
-    """Fill ``family`` at a level of whole days from its day table's buckets from ``since``:
-    exact, and it keeps what pruned calls left in the days."""
+def _summed(level: str, family: Family, dialect: Dialect, source: str, since: str = "0") -> str:
+    """Fill ``family`` at ``level`` with the sums of ``source``'s buckets from ``since`` (a
+    table of finer or equal buckets with these keys or more): exact, and it keeps what pruned
+    calls left there."""
     keys, values = family.key_columns(dialect), value_columns(family)
     size = SPEC.levels[level]  # (integer division on both backends; buckets are >= 0)
     picked = [f"bucket / {size} * {size}", *keys[1:], *(f"sum({v})" for v in values)]
     return (
         f"INSERT INTO {family.table(level)} ({', '.join([*keys, *values])}) "
-        f"SELECT {', '.join(picked)} FROM {family.table('day')} WHERE bucket >= {since} "
+        f"SELECT {', '.join(picked)} FROM {source} WHERE bucket >= {since} "
         f"GROUP BY {', '.join(map(str, range(1, len(keys) + 1)))}"
     )
 
@@ -281,25 +296,12 @@ def aggregate_statements(
     return _upserts("c", dialect, lambda e: f"sum(c.sign * ({e}))", f" FROM {source} c", slot, spec)
 
 
-def _later_repeats(row: str, dialect: Dialect, extra_from: str = "") -> str:
-    """Calls from the same caller in the 24 h after ``row`` become repeats (a call that arrives
-    late, or in the same batch, counts for the calls after it)."""
-    window = dialect.repeat_window
-    return (
-        f"UPDATE calls SET is_repeat = {dialect.true}{extra_from} "
-        f"WHERE calls.from_number = {row}.from_number AND calls.account_sid = {row}.account_sid "
-        f"AND calls.started_at > {row}.started_at "
-        f"AND calls.started_at <= {row}.started_at + {window} "
-        f"AND calls.is_repeat = {dialect.false} AND {row}.from_number <> '{WITHHELD}'"
-    )
-
-
 def sqlite_triggers(spec: Spec = SPEC) -> list[str]:
     add = ";\n".join(row_statements("new", 1, SQLITE, spec))
     remove = ";\n".join(row_statements("old", -1, SQLITE, spec))
     return [
         f"CREATE TRIGGER calls_rollup_insert AFTER INSERT ON calls BEGIN\n{add};\n"
-        f"{_later_repeats('new', SQLITE)};\nEND",
+        f"{later_repeats('new', SQLITE)};\nEND",
         f"CREATE TRIGGER calls_rollup_update AFTER UPDATE ON calls BEGIN\n{remove};\n{add};\nEND",
     ]
 
@@ -316,7 +318,7 @@ def postgres_triggers(spec: Spec = SPEC) -> list[str]:
 SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 BEGIN
 {add};
-{_later_repeats("n", POSTGRES, " FROM new_rows n")};
+{later_repeats("n", POSTGRES, " FROM new_rows n")};
 RETURN NULL;
 END $$""",
         f"""CREATE FUNCTION calls_rollup_update() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -331,32 +333,6 @@ END $$""",
     ]
 
 
-def repeat_exists(row: str, dialect: Dialect) -> str:
-    """Whether the caller of ``row`` called within the 24 h before it."""
-    window = dialect.repeat_window
-    return (
-        f"({row}.from_number <> '{WITHHELD}' AND EXISTS (SELECT 1 FROM calls p "
-        f"WHERE p.from_number = {row}.from_number AND p.account_sid = {row}.account_sid "
-        f"AND p.started_at < {row}.started_at AND p.started_at >= {row}.started_at - {window}))"
-    )
-
-
-def refresh_repeats(dialect: Dialect) -> str:
-    """Recompute the repeat flags of one caller's calls that started in a span; parameters:
-    account, caller, span start and end (epoch ms). Run for a corrected call's old and new
-    caller and start, so its flag and those of the calls after it stay true."""
-    p, ms_param, flag = dialect.param, dialect.ms_param, _repeat_flag(dialect)
-    return (
-        f"UPDATE calls AS c SET is_repeat = {flag} WHERE c.account_sid = {p} "
-        f"AND c.from_number = {p} AND c.started_at >= {ms_param} AND c.started_at <= {ms_param} "
-        f"AND c.is_repeat <> {flag}"
-    )
-
-
-def _repeat_flag(dialect: Dialect) -> str:
-    return dialect.flag(repeat_exists("c", dialect))
-
-
 def rebuild_statements(dialect: Dialect, spec: Spec = SPEC) -> list[str]:
     """Recompute repeat flags and every rollup from ``calls``; rollups of pruned calls stay."""
     # Pruning removes whole UTC days at least, so from the oldest stored call's day on every
@@ -364,7 +340,7 @@ def rebuild_statements(dialect: Dialect, spec: Spec = SPEC) -> list[str]:
     day = spec.levels["day"]
     oldest = f"(SELECT min({dialect.ms('started_at')}) FROM calls)"
     oldest_day = f"({oldest} - {oldest} % {day})"
-    flag = _repeat_flag(dialect)
+    flag = repeat_flag(dialect)
     statements = [
         # In the day after the oldest stored one the earlier call may have been pruned: a
         # repeat found then stays a repeat.
@@ -385,7 +361,7 @@ def rebuild_statements(dialect: Dialect, spec: Spec = SPEC) -> list[str]:
         start = oldest_day if size <= day else f"({oldest_day} / {size} * {size})"
         statements.append(f"DELETE FROM {family.table(level)} WHERE bucket >= {start}")
         if size > day:
-            derived.append(_from_days(level, family, dialect, start))
+            derived.append(_summed(level, family, dialect, family.table("day"), start))
     return [
         *statements,
         *aggregate_statements("(SELECT *, 1 AS sign FROM calls)", dialect, "0", from_calls),

@@ -15,7 +15,7 @@ from typing import Any
 from callpulse.callback import CallRecord
 from callpulse.config import SYNCHRONOUS_MODES
 from callpulse.regions import region_of
-from callpulse.store import checkpoint, rollups
+from callpulse.store import checkpoint, repeats
 from callpulse.store.base import (
     CallWrite,
     SaveResult,
@@ -37,7 +37,7 @@ _NEW_COLUMNS = (
 )
 _INSERT_NEW = (
     f"INSERT INTO calls ({_NEW_COLUMNS}, is_repeat, version) "
-    f"SELECT {_NEW_COLUMNS}, {rollups.repeat_exists('b', SQLITE)}, 1 FROM ("
+    f"SELECT {_NEW_COLUMNS}, {repeats.repeat_exists('b', SQLITE)}, 1 FROM ("
     + "SELECT "
     + ", ".join(f"value ->> {i} AS {name}" for i, name in enumerate(_NEW_COLUMNS.split(", ")))
     + " FROM json_each(?)) AS b WHERE NOT EXISTS (SELECT 1 FROM calls c "
