@@ -1,16 +1,17 @@
-"""The fast reading of the canonical RFC 2822 Timestamp agrees with ``email.utils`` on every
-string it takes, valid or not, and the parser's answer is the same either way."""
+"""The parser's fast paths agree with the standard library: the canonical RFC 2822 Timestamp
+with ``email.utils`` on every string it takes, valid or not; form values with ``unquote_plus``."""
 
 from __future__ import annotations
 
 import email.utils
 from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import unquote_plus
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callpulse.callback import _canonical_rfc2822, _parse_time
+from callpulse.callback import _canonical_rfc2822, _parse_time, unquote_form
 
 _ZONES = st.integers(-23 * 60 - 59, 23 * 60 + 59).map(lambda m: timezone(timedelta(minutes=m)))
 _TIMES = st.datetimes(datetime(1971, 1, 1), datetime(2098, 12, 31), timezones=_ZONES)
@@ -58,3 +59,16 @@ def test_out_of_range_parts_fail_as_email_utils_fails(
 def test_other_forms_are_left_to_the_general_reading(text: str) -> None:
     assert _canonical_rfc2822(text) is None
     assert _parse_time(text)[1] is None
+
+
+_FORM_TEXT = st.lists(
+    st.one_of(
+        st.sampled_from(["%", "+", "%2B", "%C3%A9", "%e9", "%zz", "%0", "%%", "%F0%9F%93%9E"]),
+        st.characters(blacklist_categories=["Cs"]),  # (decoded from UTF-8: no lone surrogates)
+    )
+).map("".join)
+
+
+@given(_FORM_TEXT)
+def test_form_values_unquote_as_the_standard_library_does(value: str) -> None:
+    assert unquote_form(value) == unquote_plus(value)
