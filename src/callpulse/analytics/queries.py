@@ -68,6 +68,6 @@ class RangeQuery:
     def histograms(self) -> Histograms:
         return self.store.histograms(self._hist_segments(), self._filter)
 
-    def mos_below_per_number(self, limit_bin: float) -> dict[str, tuple[int, int]]:
-        """Per called number: (rated completed calls, those with a MOS bin below ``limit_bin``)."""
-        return self.store.mos_below_per_number(self._hist_segments(), self._filter, limit_bin)
+    def poor_per_number(self, limit_bin: float) -> dict[str, int]:
+        """Per called number: its rated completed calls with a MOS bin below ``limit_bin``."""
+        return self.store.poor_per_number(self._hist_segments(), self._filter, limit_bin)

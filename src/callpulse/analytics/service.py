@@ -175,11 +175,12 @@ class Analytics:
     def numbers(self, since: datetime, until: datetime, filters: Filters) -> list[NumberRow]:
         query = self._query(since, until, filters)
         groups = query.grouped("to_number")
-        poor = query.mos_below_per_number(self._poor_bin)
+        poor = query.poor_per_number(self._poor_bin)
         rows = []
         for number, c in groups.items():
-            rated, below = poor.get(number, (0, 0))
-            rows.append(NumberRow(to=number, poor_rate=ratio(below, rated), **_group(c)))
+            # the rated calls are the MOS histogram's: completed calls with a MOS
+            poor_rate = ratio(poor.get(number, 0), c.mos_n)
+            rows.append(NumberRow(to=number, poor_rate=poor_rate, **_group(c)))
         return sorted(rows, key=lambda row: (-row.calls, row.to))
 
     def regions(self, since: datetime, until: datetime, filters: Filters) -> list[RegionRow]:

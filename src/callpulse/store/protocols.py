@@ -30,9 +30,9 @@ class AnalyticsReads(Protocol):
 
     def histograms(self, segments: Sequence[Segment], f: CallFilter) -> Histograms: ...
 
-    def mos_below_per_number(
+    def poor_per_number(
         self, segments: Sequence[Segment], f: CallFilter, limit_bin: float
-    ) -> dict[str, tuple[int, int]]: ...
+    ) -> dict[str, int]: ...
 
     def call_page(
         self,

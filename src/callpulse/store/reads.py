@@ -166,39 +166,29 @@ class RollupReads(abc.ABC):
             params += values
         return " UNION ALL ".join(parts), params
 
-    def _hist_rows(
-        self,
-        segments: Sequence[Segment],
-        f: CallFilter,
-        per_number: bool,
-        kinds: tuple[int, ...] = (MOS_KIND, DURATION_KIND),
-    ) -> list[tuple[str, list[Any]]]:
-        """Per segment, a query of (to_number, kind, bin, n) rows of ``kinds`` (to_number blank
-        unless ``per_number``) and its parameters."""
-        total = f.to is None and f.region is None and not per_number
+    def _hist_rows(self, segments: Sequence[Segment], f: CallFilter) -> tuple[str, list[Any]]:
+        """A subquery of (to_number, kind, bin, n) rows (to_number blank without a filter)."""
+        total = f.to is None and f.region is None
         columns = ("'' AS to_number" if total else "to_number") + ", kind, bin, n"
-        # Per-number histograms are keyed number, kind, bucket: naming the kinds and the numbers
-        # (without a To filter, those with calls in the segment) makes each number a seek.
-        kind_in = f" AND kind IN ({', '.join(map(str, kinds))})"
-        parts = []
+        # Per-number histograms are keyed number, kind, bucket: naming the kinds makes one
+        # number's range a seek per kind.
+        kinds = f" AND kind IN ({MOS_KIND}, {DURATION_KIND})"
+        parts, params = [], []
         for segment in segments:
             if segment.source != RAW:
                 sql, values = self._source(
                     segment, f, columns, "", "_total_hist" if total else "_hist"
                 )
-                if not total and f.to is None:
-                    numbers, more = self._source(segment, CallFilter(), "to_number", "")
-                    sql, values = f"{sql} AND to_number IN ({numbers})", [*values, *more]
-                parts.append((sql + kind_in, values))
+                parts.append(sql + kinds)
+                params += values
                 continue
             for kind, bin_expr, condition in hist_sources("c", self.dialect):
-                if kind not in kinds:
-                    continue
                 sql, values = self._source(
                     segment, f, "", f"c.to_number, {kind} AS kind, {bin_expr} AS bin, 1 AS n"
                 )
-                parts.append((f"{sql} AND {condition}", values))
-        return parts
+                parts.append(f"{sql} AND {condition}")
+                params += values
+        return " UNION ALL ".join(parts), params
 
     # -- questions ----------------------------------------------------------------------------
 
@@ -232,9 +222,7 @@ class RollupReads(abc.ABC):
         return {int(row[0]): Counters.from_row(row[1:]) for row in result}
 
     def histograms(self, segments: Sequence[Segment], f: CallFilter) -> Histograms:
-        parts = self._hist_rows(segments, f, per_number=False)
-        rows = " UNION ALL ".join(sql for sql, _ in parts)
-        params = [value for _, values in parts for value in values]
+        rows, params = self._hist_rows(segments, f)
         result = self._rows(f"SELECT kind, bin, sum(n) FROM ({rows}) h GROUP BY kind, bin", params)
         by_kind: dict[int, dict[int, int]] = {MOS_KIND: {}, DURATION_KIND: {}}
         for kind, bin_, n in result:
@@ -242,23 +230,39 @@ class RollupReads(abc.ABC):
                 by_kind[int(kind)][int(bin_)] = int(n)
         return Histograms(mos=by_kind[MOS_KIND], duration=by_kind[DURATION_KIND])
 
-    def mos_below_per_number(
+    def poor_per_number(
         self, segments: Sequence[Segment], f: CallFilter, limit_bin: float
-    ) -> dict[str, tuple[int, int]]:
-        """Per called number: (rated completed calls, those with a MOS bin below ``limit_bin``)."""
-        # Summed per segment first: a segment's rows come in number order (the key's), so each
-        # sum streams, and only a few rows per number are left to add up.
-        below = f"sum(CASE WHEN bin < {self.dialect.param} THEN n ELSE 0 END)"
-        parts = self._hist_rows(segments, f, per_number=True, kinds=(MOS_KIND,))
-        rows = " UNION ALL ".join(
-            f"SELECT to_number, sum(n) AS rated, {below} AS below FROM ({sql}) h GROUP BY to_number"
-            for sql, _ in parts
-        )
-        params = [value for _, values in parts for value in (limit_bin, *values)]
+    ) -> dict[str, int]:
+        """Per called number: its rated completed calls with a MOS bin below ``limit_bin``."""
+        d = self.dialect
+        mos_bin, rated = next((b, c) for k, b, c in hist_sources("c", d) if k == MOS_KIND)
+        account, account_params = equal_conditions(d, [("account_sid", f.account_sid)], "h.")
+        parts, params = [], []
+        for segment in segments:
+            if segment.source == RAW:
+                sql, values = self._source(segment, f, "", f"c.to_number, {mos_bin} AS bin")
+                parts.append(
+                    f"SELECT to_number, sum(CASE WHEN bin < {d.param} THEN 1 ELSE 0 END) AS n "
+                    f"FROM ({sql} AND {rated}) h GROUP BY to_number"
+                )
+                params += [limit_bin, *values]
+                continue
+            # A sum per number the segment has calls for, each a seek into the number-first
+            # histograms (as a join, PostgreSQL would rather scan them whole).
+            numbers, values = self._source(segment, f, "DISTINCT to_number", "")
+            below = (
+                f"SELECT sum(h.n) FROM rollup_{segment.source}_hist h "
+                f"WHERE h.to_number = g.to_number AND h.kind = {MOS_KIND} "
+                f"AND h.bucket >= {d.param} AND h.bucket < {d.param} AND h.bin < {d.param}"
+            )
+            parts.append(f"SELECT g.to_number, ({' AND '.join([below, *account])}) AS n "
+                         f"FROM ({numbers}) g")  # fmt: skip
+            params += [segment.start_ms, segment.end_ms, limit_bin, *account_params, *values]
         result = self._rows(
-            f"SELECT to_number, sum(rated), sum(below) FROM ({rows}) s GROUP BY to_number", params
+            f"SELECT to_number, sum(n) FROM ({' UNION ALL '.join(parts)}) s GROUP BY to_number",
+            params,
         )
-        return {str(number): (int(rated or 0), int(below or 0)) for number, rated, below in result}
+        return {str(number): int(n or 0) for number, n in result}
 
     # -- calls --------------------------------------------------------------------------------
 
