@@ -11,7 +11,8 @@ import pytest
 
 from callpulse.callback import WITHHELD, CallRecord, parse_callback
 from callpulse.config import Settings
-from callpulse.store import open_store, partitions
+from callpulse.regions import region_of
+from callpulse.store import backfill, open_store, partitions
 from callpulse.store.base import CallWrite, SaveResult
 from callpulse.store.dialect import to_epoch_ms
 from callpulse.store.migrations import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, run_step
@@ -174,3 +175,12 @@ def check_upgraded(store: Any) -> None:
     assert (record.duration_s, record.mos, len(record.problems)) == (None, None, 2)
     assert_rollups_match(store)
     store.close()
+
+
+def test_regions_of_many_callers_are_each_callers_region() -> None:
+    """Past PARALLEL_FROM callers the regions are worked out in other processes, in order."""
+    rng = random.Random(5)
+    prefixes = ("+1415", "+1416", "+447", "+4915", "+336", "+5511", "+7", "sip:", "")
+    numbers = [f"{rng.choice(prefixes)}{rng.randint(10**6, 10**8)}" for _ in range(25_000)]
+    assert len(numbers) > backfill.PARALLEL_FROM
+    assert backfill.regions_of(numbers) == [region_of(n) for n in numbers]
