@@ -759,7 +759,7 @@ def main() -> None:
     free = shutil.disk_usage(OUT).free
     if free < 5 * built["bytes"]:
         console.print(f"[yellow]only {gib(free)} free beside {gib(built['bytes'])}: may not fit")
-    workdir = OUT / "upgrade-run"
+    workdir = OUT / f"upgrade-run-{stamp}-{os.getpid()}"  # (two runs never share copies)
     try:
         vacuum = run_vacuum_into(source, workdir)
         cli, cli_db = run_cli_upgrade(source, workdir)
