@@ -219,18 +219,48 @@ def week_and_number_first(dialect: Dialect) -> list[str]:
     return statements
 
 
-def _summed(level: str, family: Family, dialect: Dialect, source: str, since: str = "0") -> str:
-    """Fill ``family`` at ``level`` with the sums of ``source``'s buckets from ``since`` (a
-    table of finer or equal buckets with these keys or more): exact, and it keeps what pruned
-    calls left there."""
-    keys, values = family.key_columns(dialect), value_columns(family)
-    size = SPEC.levels[level]  # (integer division on both backends; buckets are >= 0)
+def _summed(
+    level: str, family: Family, dialect: Dialect, source: str, since: str = "0", spec: Spec = SPEC
+) -> str:
+    """Fill ``family`` at ``level`` with the sums of ``source``'s buckets from ``since``'s bucket
+    of this level on (a table of finer or equal buckets with these keys or more): exact, since
+    rollups are sums, and it keeps what pruned calls left there."""
+    keys, values = family.key_columns(dialect), value_columns(family, spec.metrics)
+    size = spec.levels[level]  # (integer division on both backends; buckets are >= 0)
     picked = [f"bucket / {size} * {size}", *keys[1:], *(f"sum({v})" for v in values)]
     return (
         f"INSERT INTO {family.table(level)} ({', '.join([*keys, *values])}) "
-        f"SELECT {', '.join(picked)} FROM {source} WHERE bucket >= {since} "
+        f"SELECT {', '.join(picked)} FROM {source} WHERE bucket >= {since} / {size} * {size} "
         f"GROUP BY {', '.join(map(str, range(1, len(keys) + 1)))}"
     )
+
+
+def _finest(family: Family, spec: Spec) -> Family:
+    """The family of ``family``'s kind (counters or histograms) with the most keys: what the
+    others of its kind are sums of."""
+    return max((f for f in spec.families if f.hist == family.hist), key=lambda f: len(f.keys))
+
+
+def build_statements(dialect: Dialect, spec: Spec = SPEC, since: str = "0") -> list[str]:
+    """Every rollup of the calls that started from ``since`` (epoch ms of a whole day) on, into
+    tables holding none of their buckets: the finest families' minutes from ``calls`` (one scan
+    per kind of row they take), every other table summed from a finer one (far fewer rows)."""
+    finest = tuple(dict.fromkeys(_finest(f, spec) for f in spec.families))
+    first, *_ = spec.levels
+    minutes = Spec({first: spec.levels[first]}, finest, spec.metrics)
+    statements = aggregate_statements("(SELECT *, 1 AS sign FROM calls)", dialect, "0", minutes)
+    finer: str | None = None
+    for level in spec.levels:
+        for family in sorted(spec.families, key=lambda f: f not in finest):  # finest first
+            if family in finest:
+                if finer is not None:
+                    source = family.table(finer)
+                    statements.append(_summed(level, family, dialect, source, since, spec))
+            else:
+                source = _finest(family, spec).table(level)
+                statements.append(_summed(level, family, dialect, source, since, spec))
+        finer = level
+    return statements
 
 
 def _upsert(table: str, keys: list[str], values: tuple[str, ...]) -> str:
@@ -348,22 +378,11 @@ def rebuild_statements(dialect: Dialect, spec: Spec = SPEC) -> list[str]:
         f"({flag} = {dialect.true} "
         f"OR {dialect.ms('c.started_at')} >= {oldest_day} + {REPEAT_WINDOW_MS})"
     ]
-    # Levels of whole days are summed from the rebuilt days afterwards: the bucket holding the
-    # oldest day may also hold pruned calls, which only the kept days still count.
-    from_calls = Spec(
-        {name: size for name, size in spec.levels.items() if size <= day},
-        spec.families,
-        spec.metrics,
-    )
-    derived = []
+    # A coarser bucket holding the oldest day may also hold pruned calls, which only the kept
+    # finer buckets still count: each level is deleted from that bucket on and summed again.
     for level, family in spec.tables():
         size = spec.levels[level]
-        start = oldest_day if size <= day else f"({oldest_day} / {size} * {size})"
-        statements.append(f"DELETE FROM {family.table(level)} WHERE bucket >= {start}")
-        if size > day:
-            derived.append(_summed(level, family, dialect, family.table("day"), start))
-    return [
-        *statements,
-        *aggregate_statements("(SELECT *, 1 AS sign FROM calls)", dialect, "0", from_calls),
-        *derived,
-    ]
+        statements.append(
+            f"DELETE FROM {family.table(level)} WHERE bucket >= {oldest_day} / {size} * {size}"
+        )
+    return statements + build_statements(dialect, spec, oldest_day)
