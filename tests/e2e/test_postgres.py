@@ -100,6 +100,8 @@ def wait_for_postgres(deadline_s: float = 30) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.alone
+@pytest.mark.slow
 def test_postgres_outage_spools_and_every_acknowledged_callback_arrives_once(
     tmp_path: Path, pg_url: str, pg_store: Store
 ) -> None:
