@@ -109,7 +109,7 @@ class ServerProcess:
     def callback_url(self) -> str:
         return f"{self.base_url}/callbacks/call-status"
 
-    def start(self, timeout: float = 20.0) -> ServerProcess:
+    def start(self, timeout: float = 60.0) -> ServerProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "callpulse", "serve", "--port", str(self.port), *self.args],
@@ -118,6 +118,7 @@ class ServerProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        # a deadline, not a wait: generous, since two test workers may share a busy machine
         wait_until_healthy(self.proc, self.base_url, self.log_path, timeout)
         return self
 
@@ -212,7 +213,7 @@ class EmulatorProcess:
     def auth(self) -> tuple[str, str]:
         return (self.project_id, self.api_token)
 
-    def start(self, timeout: float = 20.0) -> EmulatorProcess:
+    def start(self, timeout: float = 60.0) -> EmulatorProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
