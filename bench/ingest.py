@@ -10,7 +10,8 @@ PostgreSQL (--database postgresql://...): callpulse with 1 worker, with 2 worker
 at full speed, then every server again (fresh schema) paced at half of the best callpulse rate.
 
 Usage: bench/ingest [--duration 10] [--connections 64] [--rows 10000000] [--skip-10m]
-       bench/ingest --database postgresql://postgres@127.0.0.1:5432/test [--duration 10]
+                    [--shape random|call-center]
+       bench/ingest --database postgresql://postgres@127.0.0.1:5432/test [--shape call-center]
 Details and recorded figures: docs/performance.md
 """
 
@@ -79,14 +80,36 @@ def e164(rng: random.Random) -> str:
     return f"+1{rng.randint(200, 999)}{rng.randint(200, 999)}{rng.randint(0, 9999):04d}"
 
 
-def fake_callback(rng: random.Random, now: datetime) -> dict[str, str]:
+class Traffic:
+    """Who calls whom, and when. ``random``: every call from and to a number of its own, started in
+    the last five minutes. ``call-center``: 4 called numbers, 10,000 callers (so some call
+    again), calls starting 10 a second, as a call center's lines see them."""
+
+    def __init__(self, shape: str, rng: random.Random, now: datetime) -> None:
+        self.shape, self.rng, self.now, self.calls = shape, rng, now, 0
+        self.callers = [e164(rng) for _ in range(10_000)]
+        self.lines = [e164(rng) for _ in range(4)]
+
+    def parties(self) -> tuple[str, str, datetime]:
+        self.calls += 1
+        if self.shape == "random":
+            return (
+                e164(self.rng),
+                e164(self.rng),
+                self.now - timedelta(seconds=self.rng.uniform(0, 300)),
+            )
+        started = self.now - timedelta(hours=1) + timedelta(milliseconds=100 * self.calls)
+        return self.rng.choice(self.callers), self.rng.choice(self.lines), started
+
+
+def fake_callback(rng: random.Random, traffic: Traffic) -> dict[str, str]:
     completed = rng.random() < 0.9
-    started = now - timedelta(seconds=rng.uniform(0, 300))
+    caller, called, started = traffic.parties()
     return {
         "CallSid": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
         "AccountSid": ACCOUNT_SID,
-        "From": e164(rng),
-        "To": e164(rng),
+        "From": caller,
+        "To": called,
         "Timestamp": email.utils.format_datetime(started),
         "CallStatus": "completed" if completed else "failed",
         "CallDuration": str(rng.randint(5, 1800) if completed else 0),
@@ -101,18 +124,18 @@ class Pool:
     Every server starts from a fresh database, so each server run reuses the pool from line 1.
     """
 
-    def __init__(self, path: Path, url: str) -> None:
+    def __init__(self, path: Path, url: str, shape: str = "random") -> None:
         self.path, self.url, self.size = path, url, 0
         self.rng = random.Random()
+        self.traffic = Traffic(shape, self.rng, datetime.now(UTC))
         path.write_text("")
 
     def ensure(self, lines: int) -> None:
         if lines <= self.size:
             return
-        now = datetime.now(UTC)
         with self.path.open("a") as out:
             for _ in range(lines - self.size):
-                fields = fake_callback(self.rng, now)
+                fields = fake_callback(self.rng, self.traffic)
                 signature = compatibility_signature(SIGNING_KEY, self.url, fields.items())
                 body = "&".join(f"{name}={quote_plus(value)}" for name, value in fields.items())
                 out.write(f"{signature}\t{body}\n")
@@ -781,6 +804,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000, help="calls in the full state")
     parser.add_argument("--skip-10m", action="store_true", help="only the empty database")
     parser.add_argument(
+        "--shape",
+        choices=("random", "call-center"),
+        default="random",
+        help="traffic: every call from and to numbers of its own, or a call center's\n"
+        "(4 called numbers, 10,000 callers, calls starting 10 a second)",
+    )
+    parser.add_argument(
         "--database",
         metavar="URL",
         help="measure on PostgreSQL instead (postgresql://...): 1 and 2 workers and naive,\n"
@@ -803,7 +833,7 @@ def main() -> None:
         big, build_s = build_database(args.rows)
         states.append((f"{args.rows / 1e6:g}M rows", big))
     port = free_port()
-    pool = Pool(OUT / "requests.tsv", f"http://127.0.0.1:{port}{CALLBACK_PATH}")
+    pool = Pool(OUT / "requests.tsv", f"http://127.0.0.1:{port}{CALLBACK_PATH}", args.shape)
     console.print(
         f"wrk -t1 -c{args.connections}, {args.warmup:g} s warm-up + {args.duration:g} s full speed "
         f"+ {args.duration:g} s paced per server; port {port}; wrk output in {logs}"

@@ -1,7 +1,14 @@
 """What keeping rollups costs the writer: Store.write_batch with the rollup triggers against the
 same store with them dropped (the baseline), in one process, runs alternating.
 
-Usage: bench/rollups [--calls 40000] [--batch 256] [--rounds 3]
+Two shapes of traffic: ``live`` (a call center's: 4 called numbers, 10,000 callers, calls
+starting 10 a second, so a batch shares its minute, hour and day) and ``day`` (10 numbers,
+20,000 callers, starts spread over a day). On SQLite a third store is measured: the
+alternative of keeping rollups per batch, where row triggers only note each call's row in a
+pending table and one statement per batch aggregates it into the rollups (the same
+``aggregate_statements`` as ``db rebuild-rollups``), in the batch's transaction.
+
+Usage: bench/rollups [--calls 40000] [--batch 256] [--rounds 3] [--shape live|day|both]
        bench/rollups --database postgresql://postgres@127.0.0.1:5432/test
 Recorded figures: docs/performance.md
 """
@@ -15,7 +22,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,36 +33,90 @@ from rich.table import Table
 
 from callpulse.callback import CallRecord
 from callpulse.config import Settings
-from callpulse.store import Store, open_store
-from callpulse.store.base import CallWrite
+from callpulse.store import Store, open_store, rollups
+from callpulse.store.base import CallWrite, SaveResult, WriteOp
+from callpulse.store.dialect import SQLITE
+from callpulse.store.sqlite import SQLiteStore
 
 START = datetime(2026, 11, 2, tzinfo=UTC)
 
 
-def calls(count: int, seed: int) -> list[CallWrite]:
-    """A day of calls from 20,000 callers (repeat callers included) to 10 numbers."""
+def calls(count: int, seed: int, shape: str) -> list[CallWrite]:
+    """Calls of the shape (see above), repeat callers included."""
     rng = random.Random(seed)
-    callers = [f"+1415{rng.randrange(10**6, 10**7)}" for _ in range(20_000)]
+    live = shape == "live"
+    callers = [f"+1415{rng.randrange(10**6, 10**7)}" for _ in range(10_000 if live else 20_000)]
+    numbers = 4 if live else 10
     return [
         CallWrite(
             CallRecord(
                 account_sid="AC-bench",
                 call_sid=str(uuid.UUID(int=rng.getrandbits(128))),
                 from_number=rng.choice(callers),
-                to_number=f"+1800555000{rng.randrange(10)}",
-                started_at=START + timedelta(seconds=rng.randrange(86_400)),
+                to_number=f"+1800555000{rng.randrange(numbers)}",
+                started_at=START
+                + (
+                    timedelta(milliseconds=100 * n)
+                    if live
+                    else timedelta(seconds=rng.randrange(86_400))
+                ),
                 status="completed" if rng.random() > 0.05 else "failed",
                 duration_s=rng.randrange(600),
                 mos=round(rng.uniform(3.0, 4.5), 2),
             ),
             START,
         )
-        for _ in range(count)
+        for n in range(count)
     ]
 
 
+_PENDING = ("started_at", "account_sid", "to_number", "region", "status", "duration_s", "mos",
+            "is_repeat", "problems")  # fmt: skip
+
+
+def per_batch_sql() -> list[str]:
+    """SQLite: the row triggers replaced by pending rows, and a view whose insert flushes them."""
+    columns = ", ".join(_PENDING)
+
+    def note(row: str, sign: int) -> str:
+        values = ", ".join(f"{row}.{c}" for c in _PENDING)
+        return f"INSERT INTO rollup_pending ({columns}, sign) VALUES ({values}, {sign})"
+
+    flush = ";\n".join(
+        [*rollups.aggregate_statements("rollup_pending", SQLITE), "DELETE FROM rollup_pending"]
+    )
+    repeats = rollups._later_repeats("new", SQLITE)  # the same repeat flags
+    return [
+        "DROP TRIGGER calls_rollup_insert",
+        "DROP TRIGGER calls_rollup_update",
+        f"CREATE TABLE rollup_pending ({columns}, sign INTEGER NOT NULL)",
+        "CREATE VIEW rollup_flush AS SELECT 0 AS n",
+        f"CREATE TRIGGER calls_rollup_insert AFTER INSERT ON calls BEGIN {note('new', 1)}; "
+        f"{repeats}; END",
+        f"CREATE TRIGGER calls_rollup_update AFTER UPDATE ON calls BEGIN {note('old', -1)}; "
+        f"{note('new', 1)}; END",
+        f"CREATE TRIGGER rollup_flush INSTEAD OF INSERT ON rollup_flush BEGIN {flush}; END",
+    ]
+
+
+class PerBatchStore(SQLiteStore):
+    """write_batch in one transaction: the batch's calls, then the one flush of their rollups."""
+
+    def write_batch(self, ops: Sequence[WriteOp]) -> list[SaveResult]:
+        if self._writer is None:
+            self._writer = self._open_writer()
+        conn = self._writer
+        results = [SaveResult.QUARANTINED] * len(ops)
+        conn.execute("BEGIN IMMEDIATE")
+        rest = self._insert_new_calls(conn, ops, results)
+        self._write_one_by_one(conn, ops, rest, results)
+        conn.execute("INSERT INTO rollup_flush VALUES (0)")
+        conn.execute("COMMIT")
+        return results
+
+
 @contextmanager
-def fresh_store(database: str | None, triggers: bool) -> Iterator[Store]:
+def fresh_store(database: str | None, triggers: bool, per_batch: bool = False) -> Iterator[Store]:
     with tempfile.TemporaryDirectory() as tmp:
         if database is None:
             url = f"sqlite:///{Path(tmp) / 'bench.db'}"
@@ -67,7 +128,13 @@ def fresh_store(database: str | None, triggers: bool) -> Iterator[Store]:
             url = f"{database}?options=-csearch_path%3D{schema}"
         store = open_store(Settings(database_url=url, sqlite_synchronous="NORMAL"))
         store.upgrade()
-        if not triggers:
+        if per_batch:
+            store.close()
+            with closing(sqlite3.connect(Path(tmp) / "bench.db")) as lite:
+                for statement in per_batch_sql():
+                    lite.execute(statement)
+            store = PerBatchStore(Path(tmp) / "bench.db", synchronous="NORMAL")
+        elif not triggers:
             drop = [
                 f"DROP TRIGGER {name}" for name in ("calls_rollup_insert", "calls_rollup_update")
             ]
@@ -88,12 +155,41 @@ def fresh_store(database: str | None, triggers: bool) -> Iterator[Store]:
                     conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def rate(database: str | None, triggers: bool, writes: list[CallWrite], batch: int) -> float:
-    with fresh_store(database, triggers) as store:
-        began = time.perf_counter()
-        for at in range(0, len(writes), batch):
-            store.write_batch(writes[at : at + batch])
-        return len(writes) / (time.perf_counter() - began)
+def rate(store: Store, writes: list[CallWrite], batch: int) -> float:
+    """Calls per second of ``writes`` in batches; checks the day rollups hold every call."""
+    began = time.perf_counter()
+    for at in range(0, len(writes), batch):
+        store.write_batch(writes[at : at + batch])
+    per_s = len(writes) / (time.perf_counter() - began)
+    with store._snapshot() as conn:
+        (total,) = conn.execute("SELECT coalesce(sum(calls), 0) FROM rollup_day_total").fetchone()
+    if isinstance(store, PerBatchStore) or total:  # (no rollups kept: the baseline)
+        assert total == len(writes), f"day rollups hold {total} of {len(writes)} calls"
+    return per_s
+
+
+def measure(args: argparse.Namespace, shape: str) -> None:
+    writes = calls(args.calls, seed=5, shape=shape)
+    stores = {"without rollup triggers (baseline)": (False, False),
+              "with rollups (callpulse: row triggers)": (True, False)}  # fmt: skip
+    if args.database is None:
+        stores["per batch (pending rows, one flush)"] = (True, True)
+    runs: dict[str, list[float]] = {name: [] for name in stores}
+    for _ in range(args.rounds):
+        for name, (triggers, per_batch) in stores.items():
+            with fresh_store(args.database, triggers, per_batch) as store:
+                runs[name].append(rate(store, writes, args.batch))
+    backend = "PostgreSQL" if args.database else "SQLite"
+    table = Table(
+        "store", "calls/s, median", "runs", "/ baseline",
+        title=f"{backend}: write_batch of {args.batch}, {shape} traffic",
+    )  # fmt: skip
+    baseline = statistics.median(runs["without rollup triggers (baseline)"])
+    for name, values in runs.items():
+        median = statistics.median(values)
+        table.add_row(name, f"{median:,.0f}", ", ".join(f"{r:,.0f}" for r in values),
+                      f"{median / baseline:.2f}")  # fmt: skip
+    Console().print(table)
 
 
 def main() -> None:
@@ -102,23 +198,10 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=40_000)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--shape", choices=("live", "day", "both"), default="both")
     args = parser.parse_args()
-    writes = calls(args.calls, seed=5)
-    with_rollups, baseline = [], []
-    for _ in range(args.rounds):
-        baseline.append(rate(args.database, False, writes, args.batch))
-        with_rollups.append(rate(args.database, True, writes, args.batch))
-    backend = "PostgreSQL" if args.database else "SQLite"
-    table = Table(
-        "store", "calls/s, median", "runs", title=f"{backend}: write_batch of {args.batch}"
-    )
-    table.add_row("without rollup triggers (baseline)", f"{statistics.median(baseline):,.0f}",
-                  ", ".join(f"{r:,.0f}" for r in baseline))  # fmt: skip
-    table.add_row("with rollups (callpulse)", f"{statistics.median(with_rollups):,.0f}",
-                  ", ".join(f"{r:,.0f}" for r in with_rollups))  # fmt: skip
-    Console().print(table)
-    ratio = statistics.median(with_rollups) / statistics.median(baseline)
-    Console().print(f"with / without: {ratio:.2f}")
+    for shape in ("live", "day") if args.shape == "both" else (args.shape,):
+        measure(args, shape)
 
 
 if __name__ == "__main__":

@@ -221,3 +221,31 @@ def test_the_setting_refuses_signatures_over_the_url_alone(start: Callable[..., 
         "CALLPULSE_REFUSE_UNCOVERED_BODIES" in response.json()["fields"]["X-SignalWire-Signature"]
     )
     assert receiver.stored()[0] == []
+
+
+def test_other_methods_are_refused_naming_the_allowed_ones(start: Callable[..., Receiver]) -> None:
+    receiver = start()
+    response = receiver.client.put(CALLBACK_URL, data=callback_fields())
+    assert response.status_code == 405
+    said, allowed = response.json()["error"].split(": use ")
+    assert said == f"PUT is not allowed on {CALLBACK_PATH}"
+    assert set(allowed.split(", ")) == {"GET", "HEAD", "POST"}
+    assert receiver.stored() == ([], [])
+
+
+def test_a_defect_is_one_log_line_and_a_500_the_sender_retries(
+    start: Callable[..., Receiver], caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver = start()
+    ingestor = receiver.client.app.receiver.ingestor  # type: ignore[attr-defined]
+
+    async def broken(raw: object) -> None:
+        raise RuntimeError("a defect")
+
+    ingestor.handle = broken
+    with caplog.at_level("ERROR", logger="callpulse.web.receiver"):
+        response = receiver.post(callback_fields())
+    assert response.status_code == 500 and "retry later" in response.json()["error"]
+    [line] = [r for r in caplog.records if r.name == "callpulse.web.receiver"]
+    assert line.getMessage() == "callback from testclient not handled: RuntimeError: a defect"
+    assert line.exc_info is None

@@ -7,11 +7,13 @@ import contextlib
 import gc
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Mount, Route
+from starlette.types import Receive, Scope, Send
 
 from callpulse import metrics
 from callpulse.alerts.periodic import PeriodicAlerts
@@ -29,9 +31,28 @@ from callpulse.web.access_log import AccessLog
 from callpulse.web.api import create_api
 from callpulse.web.auth import Access
 from callpulse.web.dashboard import dashboard_routes
-from callpulse.web.receiver import make_endpoint
+from callpulse.web.receiver import CallbackReceiver
 
 ALLOW_UNSIGNED_ENV = "CALLPULSE_ALLOW_UNSIGNED"
+
+
+class CallpulseApp(Starlette):
+    """Starlette, but the callback path's GET and POST go straight to the receiver, before the
+    middleware stack and the router (its route stays, for HEAD, 405s and route listings)."""
+
+    def __init__(self, receiver: CallbackReceiver, callback_path: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.receiver, self.callback_path = receiver, callback_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] == self.callback_path
+            and scope["method"] in ("GET", "POST")
+        ):
+            await self.receiver(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
@@ -71,13 +92,12 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
             writer.stop()
             store.close()
 
-    app = Starlette(
+    receiver = CallbackReceiver(ingestor, settings.public_url, access_log)
+    app = CallpulseApp(
+        receiver,
+        settings.callback_path,
         routes=[
-            Route(
-                settings.callback_path,
-                make_endpoint(ingestor, settings.public_url, access_log),
-                methods=["GET", "POST"],
-            ),
+            Route(settings.callback_path, receiver, methods=["GET", "POST"]),
             Route("/healthz", health.healthz),
             Route("/readyz", health.readyz),
             Route("/metrics", health.metrics_endpoint),
