@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callpulse.callback import _canonical_rfc2822, _parse_time, unquote_form
+from callpulse.callback import unquote_form
+from callpulse.timestamps import _canonical_rfc2822, parse
 
 _ZONES = st.integers(-23 * 60 - 59, 23 * 60 + 59).map(lambda m: timezone(timedelta(minutes=m)))
 _TIMES = st.datetimes(datetime(1971, 1, 1), datetime(2098, 12, 31), timezones=_ZONES)
@@ -58,7 +59,7 @@ def test_out_of_range_parts_fail_as_email_utils_fails(
 )
 def test_other_forms_are_left_to_the_general_reading(text: str) -> None:
     assert _canonical_rfc2822(text) is None
-    assert _parse_time(text)[1] is None
+    assert parse(text)[1] is None
 
 
 _FORM_TEXT = st.lists(

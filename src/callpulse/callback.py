@@ -15,11 +15,11 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from callpulse import text
+from callpulse import text, timestamps
 
 DOCUMENTED_FIELDS = (
     "CallSid",
@@ -53,24 +53,11 @@ WITHHELD_CALLER_IDS = frozenset(
 )
 MAX_JSON_DEPTH = 64  # a callback is flat; anything this deep is not one
 MAX_DURATION_S = 7 * 24 * 3600  # anything longer is a sender bug that would poison averages
-# Call times every backend and partition scheme holds; outside it a time is a sender's error.
-EARLIEST_CALL = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST_CALL = datetime(2100, 1, 1, tzinfo=UTC)
 _SID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _STATUS = re.compile(r"[a-z][a-z_-]{0,31}")
 _WHOLE = re.compile(r"[0-9]{1,9}")
 _DECIMAL = re.compile(r"[0-9]{1,9}\.[0-9]{0,6}")
-_UNIX = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
-_WEEKDAY = re.compile(r"^\s*[A-Za-z]{2,9}\.?,\s*")
-_MONTH_NAMES = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
-_MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES.split("|"), 1)}
-_CANONICAL = re.compile(
-    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), ([0-9]{2}) (" + _MONTH_NAMES + r") ([0-9]{4}) "
-    r"([0-9]{2}):([0-9]{2}):([0-9]{2}) ([+-])([0-9]{2})([0-9]{2})"
-)
-_LONG_MONTH = re.compile(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?", re.I)
-
 Fields = dict[str, Any]
 
 
@@ -237,70 +224,6 @@ def party(value: Any, name: str) -> tuple[str, str | None]:
     return value, f"not an E.164 number, SIP URI or client identifier{hint}"
 
 
-def _normalized_rfc2822(value: str) -> str:
-    """Variants ``email.utils`` rejects: a long weekday or month (``Thur, 20 Sept 2018``)."""
-    return _LONG_MONTH.sub(lambda m: m.group(1), _WEEKDAY.sub("", value))
-
-
-def _parse_time(value: Any) -> tuple[datetime | None, str | None]:
-    if value is None or value == "":
-        return None, "missing"
-    if isinstance(value, bool):
-        return None, "not a time"
-    candidate: datetime | None = None
-    try:
-        if isinstance(value, int | float) or (
-            isinstance(value, str) and _UNIX.fullmatch(value.strip())
-        ):
-            candidate = datetime.fromtimestamp(float(value), UTC)
-        elif isinstance(value, str):
-            candidate = _parse_text_time(value.strip())
-    except (ValueError, OverflowError, OSError, TypeError, IndexError):
-        candidate = None
-    if candidate is None:
-        return None, (
-            "unparseable: expected RFC 2822 ('Thu, 04 Apr 2024 18:32:15 +0000'), ISO 8601 "
-            "or Unix seconds"
-        )
-    try:
-        utc = candidate.astimezone(UTC)
-    except (OverflowError, ValueError):  # e.g. 9999-12-31T23:59:59-01:00 is past datetime.max
-        return None, "out of range"
-    if not EARLIEST_CALL <= utc < LATEST_CALL:
-        return None, f"out of range ({EARLIEST_CALL.year}-{LATEST_CALL.year - 1})"
-    # Whole milliseconds, what every backend stores: bucket and cursor arithmetic stays exact.
-    return utc.replace(microsecond=utc.microsecond // 1000 * 1000), None
-
-
-def _canonical_rfc2822(value: str) -> datetime | None:
-    """What every sender sends (``Thu, 04 Apr 2024 18:32:15 +0000``), read without
-    ``email.utils``, which costs several times as much on each callback; None for any other form."""
-    match = _CANONICAL.fullmatch(value)
-    if match is None:
-        return None
-    day, month, year, hour, minute, second, sign, zone_h, zone_m = match.groups()
-    offset = timedelta(hours=int(zone_h), minutes=int(zone_m))
-    zone = timezone(-offset if sign == "-" else offset)
-    return datetime(
-        int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=zone
-    )
-
-
-def _parse_text_time(value: str) -> datetime | None:
-    canonical = _canonical_rfc2822(value)
-    if canonical is not None:
-        return canonical
-    for attempt in (value, _normalized_rfc2822(value)):
-        try:
-            parsed = email.utils.parsedate_to_datetime(attempt)
-        except (TypeError, ValueError, IndexError):
-            continue
-        # RFC 2822 "-0000": the time is UTC, the sender's zone unknown.
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-    parsed = datetime.fromisoformat(value)  # raises ValueError when it is not ISO 8601 either
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
 def _status(value: Any) -> tuple[str, str | None]:
     if value is None or value == "":
         return UNKNOWN_STATUS, "missing: stored as unknown"
@@ -373,7 +296,7 @@ def parse_callback(fields: Mapping[str, Any], received_at: datetime | None = Non
     completed = found["CallStatus"] == "completed"
     take("From", party(cleaned.get("From"), "From"))
     take("To", party(cleaned.get("To"), "To"))
-    started_at, why = _parse_time(cleaned.get("Timestamp"))
+    started_at, why = timestamps.parse(cleaned.get("Timestamp"))
     take("Timestamp", (started_at, why and f"{why}; the time of receipt is used"))
     take("CallDuration", _duration(cleaned.get("CallDuration"), completed))
     take("AudioInMos", _mos(cleaned.get("AudioInMos"), completed))

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from callpulse.callback import parse_callback
+import pytest
+
+from callpulse.callback import WITHHELD, CallRecord, parse_callback
 from callpulse.config import Settings
-from callpulse.store import open_store
+from callpulse.regions import region_of
+from callpulse.store import backfill, open_store, partitions
 from callpulse.store.base import CallWrite, SaveResult
+from callpulse.store.dialect import to_epoch_ms
 from callpulse.store.migrations import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, run_step
 from callpulse.store.postgres import PostgresStore
 from callpulse.store.sqlite import SQLiteStore
-from tests.store.test_rollups import assert_rollups_match
-from tests.support import sql_rows
+from tests.store.test_rollups import assert_rollups_match, stored_rollups
+from tests.support import BACKENDS, backend_database, sql_rows
 
 OLD_CALLS = [  # (call_sid, from, started_at epoch s, status, duration, mos)
     ("CA1", "+14155550100", 1780000000, "completed", 120, 4.2),
@@ -32,45 +38,115 @@ def old_schema(store: Any, conn: Any, migrations: tuple[Any, ...], param: str, n
     )
 
 
-def test_sqlite_upgrade_keeps_calls_and_builds_rollups(tmp_path: Any) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    store = open_store(Settings(database_url=url))
-    assert isinstance(store, SQLiteStore)
-    with store._transaction() as conn:
-        old_schema(store, conn, SQLITE_MIGRATIONS, "?", datetime.now(UTC).isoformat())
-        for n, (sid, caller, started, status, duration, mos) in enumerate(OLD_CALLS):
-            conn.execute(
+def first_schema(store: Any, calls: list[CallRecord]) -> None:
+    """The tables of schema 0001 holding ``calls``, as the first release wrote them."""
+    ms = to_epoch_ms
+    if isinstance(store, SQLiteStore):
+        with store._transaction() as conn:
+            old_schema(store, conn, SQLITE_MIGRATIONS, "?", datetime.now(UTC).isoformat())
+            conn.executemany(
                 "INSERT INTO calls (call_key, account_sid, call_sid, from_number, to_number, "
                 "started_at, status, duration_s, mos, extra, received_at, source, fingerprint, "
-                "version) VALUES (?, 'AC1', ?, ?, '+18005550001', ?, ?, ?, ?, '{}', 0, "
-                "'callback', ?, 1)",
-                (n, sid, caller, started * 1000, status, duration, mos, n),
-            )
-    check_upgraded(store)
-
-
-def test_postgres_upgrade_keeps_calls_and_builds_rollups(postgres_url: str) -> None:
-    store = open_store(Settings(database_url=postgres_url))
+                "version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '{}', 0, 'callback', ?, 1)",
+                [(n, c.account_sid, c.call_sid, c.from_number, c.to_number, ms(c.started_at),
+                  c.status, c.duration_s, c.mos, n) for n, c in enumerate(calls)],
+            )  # fmt: skip
+        return
     assert isinstance(store, PostgresStore)
     with store._conn() as conn, conn.transaction():
         old_schema(store, conn, POSTGRES_MIGRATIONS, "%s", datetime.now(UTC))
-    store.ensure_partitions({datetime(2026, 5, 1, tzinfo=UTC)})
+    store.ensure_partitions({partitions.month_start(c.started_at) for c in calls})
     with store._conn() as conn, conn.transaction():
-        for sid, caller, started, status, duration, mos in OLD_CALLS:
-            moment = datetime.fromtimestamp(started, UTC)
+        for c in calls:
             (call_id,) = conn.execute(
                 "INSERT INTO call_keys (account_sid, call_sid, started_at, fingerprint) "
-                "VALUES ('AC1', %s, %s, 0) RETURNING call_id",
-                (sid, moment),
+                "VALUES (%s, %s, %s, 0) RETURNING call_id",
+                (c.account_sid, c.call_sid, c.started_at),
             ).fetchone()
             conn.execute(
                 "INSERT INTO calls (call_id, account_sid, call_sid, from_number, to_number, "
                 "started_at, status, duration_s, mos, extra, received_at, source, fingerprint, "
-                "version) VALUES (%s, 'AC1', %s, %s, '+18005550001', %s, %s, %s, %s, '{}', "
-                "now(), 'callback', 0, 1)",
-                (call_id, sid, caller, moment, status, duration, mos),
+                "version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, '{}', now(), "
+                "'callback', 0, 1)",
+                (call_id, c.account_sid, c.call_sid, c.from_number, c.to_number,
+                 c.started_at, c.status, c.duration_s, c.mos),
+            )  # fmt: skip
+
+
+def old_calls() -> list[CallRecord]:
+    return [
+        CallRecord("AC1", sid, caller, "+18005550001", datetime.fromtimestamp(started, UTC),
+                   status, duration, mos)
+        for sid, caller, started, status, duration, mos in OLD_CALLS
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_upgrade_keeps_calls_and_builds_rollups(backend: str, tmp_path: Path) -> None:
+    with backend_database(backend, tmp_path) as url:
+        store = open_store(Settings(database_url=url))
+        first_schema(store, old_calls())
+        check_upgraded(store)
+
+
+def many_calls(seed: int) -> list[CallRecord]:
+    """Calls of a few callers close enough in time that many are repeats: some exactly 24 h
+    apart or starting at the same moment, withheld and SIP callers among them."""
+    rng = random.Random(seed)
+    callers = ["+14155550100", "+442079460000", "+4915112345678", "+16135550123",
+               "sip:a@example.com", WITHHELD]  # fmt: skip
+    start = datetime(2026, 5, 28, tzinfo=UTC)
+    calls = []
+    for n in range(300):
+        moment = start + timedelta(minutes=rng.choice([0, 90, 24 * 60]) * rng.randint(0, 3))
+        moment += timedelta(seconds=rng.randint(0, 5) * rng.randint(0, 1), milliseconds=n % 2)
+        completed = rng.random() < 0.8
+        calls.append(
+            CallRecord(
+                account_sid=rng.choice(["AC1", "AC2"]),
+                call_sid=f"CA{n:032x}",
+                from_number=rng.choice(callers),
+                to_number=rng.choice(["+18005550001", "+18005550002"]),
+                started_at=moment,
+                status="completed" if completed else rng.choice(["failed", "busy"]),
+                duration_s=rng.randint(0, 4000) if completed else 0,
+                mos=rng.randint(100, 500) / 100,
             )
-    check_upgraded(store)
+        )
+    return calls
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_upgraded_first_schema_equals_calls_written_now(backend: str, tmp_path: Path) -> None:
+    """Regions, repeat flags and every rollup of an upgraded database are what the same calls
+    written by this release give."""
+    calls = many_calls(seed=11)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    with (
+        backend_database(backend, tmp_path / "old") as old_url,
+        backend_database(backend, tmp_path / "new") as new_url,
+    ):
+        upgraded = open_store(Settings(database_url=old_url))
+        first_schema(upgraded, calls)
+        upgraded.upgrade()
+        written = open_store(Settings(database_url=new_url))
+        written.upgrade()
+        assert written.write_batch([CallWrite(c, datetime.now(UTC)) for c in calls]) == [
+            SaveResult.INSERTED
+        ] * len(calls)
+        flags = "SELECT call_sid, region, is_repeat FROM calls ORDER BY call_sid"
+        got, want = sql_rows(upgraded, flags), sql_rows(written, flags)
+        assert got == want
+        assert sum(bool(repeat) for _, _, repeat in got) > 50  # (the case is a real one)
+        got_metrics, got_hist = stored_rollups(upgraded)
+        want_metrics, want_hist = stored_rollups(written)
+        assert got_hist == want_hist
+        assert got_metrics.keys() == want_metrics.keys()
+        for key, values in want_metrics.items():
+            assert got_metrics[key] == pytest.approx(values), key
+        upgraded.close()
+        written.close()
 
 
 def check_upgraded(store: Any) -> None:
@@ -99,3 +175,12 @@ def check_upgraded(store: Any) -> None:
     assert (record.duration_s, record.mos, len(record.problems)) == (None, None, 2)
     assert_rollups_match(store)
     store.close()
+
+
+def test_regions_of_many_callers_are_each_callers_region() -> None:
+    """Past PARALLEL_FROM callers the regions are worked out in other processes, in order."""
+    rng = random.Random(5)
+    prefixes = ("+1415", "+1416", "+447", "+4915", "+336", "+5511", "+7", "sip:", "")
+    numbers = [f"{rng.choice(prefixes)}{rng.randint(10**6, 10**8)}" for _ in range(25_000)]
+    assert len(numbers) > backfill.PARALLEL_FROM
+    assert backfill.regions_of(numbers) == [region_of(n) for n in numbers]

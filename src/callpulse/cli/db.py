@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 import click
 
 from callpulse.cli.base import cli as root
-from callpulse.cli.base import database_option, err_console, parse_age, settings_of, store_of
+from callpulse.cli.base import (
+    database_option,
+    err_console,
+    parse_age,
+    progress_bar,
+    settings_of,
+    store_of,
+)
 from callpulse.export import iso_utc
 from callpulse.store import without_password
 from callpulse.store.records import prune_boundary
@@ -26,8 +33,14 @@ def upgrade(ctx: click.Context) -> None:
 
     Example: callpulse db upgrade
     """
-    with store_of(ctx, create=True) as store:
-        applied = store.upgrade()
+    with store_of(ctx, create=True) as store, progress_bar() as progress:
+        task = progress.add_task("migrations", total=None)
+
+        def show(name: str, place: int, count: int) -> None:
+            progress.update(task, description=name, completed=place - 1, total=count)
+
+        applied = store.upgrade(show)
+        progress.update(task, description="migrations", completed=len(applied))
     click.echo("\n".join(f"applied {name}" for name in applied) or "schema is up to date")
 
 

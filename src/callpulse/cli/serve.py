@@ -68,7 +68,15 @@ def serve(
             "(or AccountSid=key pairs), or pass --allow-unsigned for local testing"
         )
     with store_of(ctx, create=True) as store:
-        store.upgrade()
+        states = store.migration_status()  # (a database it cannot reach stops it here)
+        if not any(state.applied_at for state in states):
+            store.upgrade()  # a new database: empty tables, made before listening
+        pending = store.pending_migrations()
+    if pending:
+        err_console.print(
+            f"{len(pending)} migration{'s' * (len(pending) > 1)} pending: applied in the "
+            "background while callbacks are spooled (callpulse db upgrade applies them first)"
+        )
     os.environ[PREFIX + "DATABASE_URL"] = settings.database_url  # worker processes read it
     if not settings.signing_keys:
         err_console.print("[yellow]warning:[/] signatures are NOT checked (--allow-unsigned)")

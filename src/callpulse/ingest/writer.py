@@ -75,6 +75,9 @@ class BatchWriter:
         self.spool = spool
         self.max_batch = max_batch
         self.database_ok = True
+        # While set (a migration is pending or running), every write goes to the spool and
+        # nothing is drained: the tables may not have their new shape yet.
+        self.held = False
         self.batches = 0
         self.quarantine_shed = 0  # rejected requests not kept: the buffer was full
         self._queue: queue.SimpleQueue[_Item | str | None] = queue.SimpleQueue()
@@ -87,6 +90,16 @@ class BatchWriter:
 
     def start(self) -> None:
         self._thread.start()
+
+    def hold(self) -> None:
+        """Spool every write from now on, without touching the database."""
+        self.held = True
+
+    def release(self) -> None:
+        """Write to the database again; the spool is drained first, at once."""
+        self.held = False
+        self._last_drain_try = 0.0
+        self._queue.put(_WAKE)
 
     def stop(self) -> None:
         """Write everything queued, then the rejected requests still buffered."""
@@ -130,7 +143,7 @@ class BatchWriter:
     def _rejects_ready(self) -> bool:
         """Buffered rejects may be written now: the database took the last write (or a retry
         is due) and nothing is spooled (while calls are, the spool drain goes first)."""
-        if not self._rejects or self.spool.has_pending():
+        if not self._rejects or self.held or self.spool.has_pending():
             return False
         return self.database_ok or time.monotonic() - self._last_drain_try >= DRAIN_RETRY_S
 
@@ -152,8 +165,10 @@ class BatchWriter:
                 continue
             if first is None:
                 break
-            if isinstance(first, str):
-                continue  # a wake-up: rejects are looked at on the next round
+            if isinstance(first, str):  # a wake-up: rejects are looked at on the next round
+                if self.spool.has_pending():
+                    self._try_drain()  # (released after a migration: the spool goes in first)
+                continue
             batch = [first]
             while len(batch) < self.max_batch:
                 try:
@@ -212,7 +227,7 @@ class BatchWriter:
     def _flush_rejects(self) -> None:
         """On stop: store what is buffered; what the database cannot take now goes to the spool."""
         while self._rejects:
-            if self.spool.has_pending() or not self._write_rejects():
+            if self.held or self.spool.has_pending() or not self._write_rejects():
                 rest = self._take_rejects(self._rejects_max + 1)
                 try:
                     self.spool.append(rest)
@@ -224,7 +239,7 @@ class BatchWriter:
         self.batches += 1
         if self.spool.has_pending():
             self._try_drain()
-        if not self.spool.has_pending():  # while anything is spooled, keep arrival order
+        if not self.held and not self.spool.has_pending():  # spooled first: arrival order
             try:
                 results = self._store(ops)
                 self.database_ok = True
@@ -283,7 +298,7 @@ class BatchWriter:
         self._last_drain_try = time.monotonic()
 
     def _try_drain(self, force: bool = False) -> None:
-        if not force and time.monotonic() - self._last_drain_try < DRAIN_RETRY_S:
+        if self.held or (not force and time.monotonic() - self._last_drain_try < DRAIN_RETRY_S):
             return
         self._last_drain_try = time.monotonic()
         try:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from callpulse.callback import CallRecord
 from callpulse.store.errors import StoreRefused, StoreUnavailable
+from callpulse.store.migrating import Progress
 from callpulse.store.problems import problems_from_json
 from callpulse.store.reads import RollupReads
 from callpulse.store.records import (
@@ -150,8 +151,13 @@ class Store(RollupReads):
         """Raise StoreUnavailable unless the database answers."""
 
     @abc.abstractmethod
-    def upgrade(self) -> list[str]:
-        """Apply pending migrations; return the names applied."""
+    def upgrade(self, progress: Progress | None = None) -> list[str]:
+        """Apply pending migrations (``progress`` is called before each); return the names
+        applied."""
+
+    @abc.abstractmethod
+    def pending_migrations(self) -> list[str]:
+        """The migrations not applied yet, in order."""
 
     @abc.abstractmethod
     def migration_status(self) -> list[MigrationState]: ...

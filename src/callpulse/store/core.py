@@ -17,7 +17,7 @@ from typing import Any
 
 from callpulse.callback import CallRecord
 from callpulse.regions import region_of
-from callpulse.store import quarantine, rollups
+from callpulse.store import migrating, quarantine, rollups
 from callpulse.store.alerts import AlertBook
 from callpulse.store.base import (
     RECONCILED,
@@ -29,7 +29,7 @@ from callpulse.store.base import (
 )
 from callpulse.store.dialect import REPEAT_WINDOW_MS, to_epoch_ms
 from callpulse.store.errors import StoreRefused, StoreUnavailable
-from callpulse.store.migrations import Migration, run_step
+from callpulse.store.migrating import Migration
 from callpulse.store.problems import problems_to_json
 from callpulse.store.protocols import Connection
 from callpulse.store.records import (
@@ -173,36 +173,24 @@ class SqlStore(Store):
     # -- schema -----------------------------------------------------------------------------
 
     def _applied(self, conn: Connection) -> dict[str, datetime]:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS migrations "
-            f"(name TEXT PRIMARY KEY, applied_at {self.dialect.stamp_type} NOT NULL)"
-        )
-        rows = conn.execute("SELECT name, applied_at FROM migrations").fetchall()
-        return {name: self.dialect.decode_stamp(applied_at) for name, applied_at in rows}
+        return migrating.applied(conn, self.dialect)
 
-    def upgrade(self) -> list[str]:
+    def _migrating(self) -> contextlib.AbstractContextManager[Connection]:
+        """The transaction migrations run in (a backend may tune a connection of its own)."""
+        return self._transaction()
+
+    def upgrade(self, progress: migrating.Progress | None = None) -> list[str]:
         """Apply pending migrations, one upgrader at a time; return the names applied."""
-        with self._connection() as conn:
-            up_to_date = {m.name for m in self.migrations} <= set(self._applied(conn))
-        applied_now = []
-        if not up_to_date:  # (otherwise no write lock, so `serve` starts while the DB is busy)
-            with self._transaction() as conn:
-                if self.dialect.migration_lock:
-                    conn.execute(self.dialect.migration_lock)
-                applied = self._applied(conn)
-                for migration in self.migrations:
-                    if migration.name in applied:
-                        continue
-                    for step in migration.statements:
-                        run_step(conn, step)
-                    p = self.dialect.param
-                    conn.execute(
-                        f"INSERT INTO migrations (name, applied_at) VALUES ({p}, {p})",
-                        (migration.name, self.dialect.encode_stamp(datetime.now(UTC))),
-                    )
-                    applied_now.append(migration.name)
+        applied_now: list[str] = []
+        if self.pending_migrations():  # (else no write lock: `serve` starts while the DB is busy)
+            with self._migrating() as conn:
+                applied_now = migrating.apply_pending(conn, self.dialect, self.migrations, progress)
         self._schema_ready()
         return applied_now
+
+    def pending_migrations(self) -> list[str]:
+        with self._connection() as conn:
+            return [m.name for m in migrating.pending(conn, self.dialect, self.migrations)]
 
     def migration_status(self) -> list[MigrationState]:
         with self._connection() as conn:

@@ -64,6 +64,9 @@ class Dialect:
     false: str
     flag_of: str  # a condition "{b}" as a value of is_repeat (0/1 on SQLite, boolean on PostgreSQL)
     repeat_window: str  # REPEAT_WINDOW_MS in the type of started_at
+    # The window frame of the calls that started in the repeat window before a row's start: from
+    # REPEAT_WINDOW_MS before it to the smallest step before it (ms, or PostgreSQL's microsecond).
+    repeat_frame: str
     # How call times (and other timestamps) go in and come back, and JSON columns come back.
     encode_time: Callable[[datetime], Any]
     decode_time: Callable[[Any], datetime]
@@ -111,6 +114,7 @@ SQLITE = Dialect(
     false="0",
     flag_of="CASE WHEN {b} THEN 1 ELSE 0 END",
     repeat_window=str(REPEAT_WINDOW_MS),
+    repeat_frame=f"RANGE BETWEEN {REPEAT_WINDOW_MS} PRECEDING AND 1 PRECEDING",
     encode_time=to_epoch_ms,
     decode_time=from_epoch_ms,
     decode_json=json.loads,
@@ -143,6 +147,9 @@ POSTGRES = Dialect(
     false="false",
     flag_of="{b}",
     repeat_window="interval '24 hours'",
+    repeat_frame=(
+        "RANGE BETWEEN interval '24 hours' PRECEDING AND interval '1 microsecond' PRECEDING"
+    ),
     encode_time=_same,
     decode_time=_same,
     decode_json=_same,

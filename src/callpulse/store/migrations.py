@@ -3,42 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from callpulse.regions import UNKNOWN, region_of
-from callpulse.store import alerts, rollups
+from callpulse.store import alerts, backfill, rollups
 from callpulse.store.dialect import POSTGRES, SQLITE, Dialect
+from callpulse.store.migrating import Migration, Step, run_step
 
-# A step is SQL, or a function of the open connection (sqlite3 or psycopg) for what SQL can't do.
-Step = str | Callable[[Any], None]
-
-
-@dataclass(frozen=True)
-class Migration:
-    name: str
-    statements: tuple[Step, ...]
-
-
-def run_step(conn: Any, step: Step) -> None:
-    if isinstance(step, str):
-        conn.execute(step)
-    else:
-        step(conn)
-
-
-def _backfill_regions(param: str) -> Callable[[Any], None]:
-    def backfill(conn: Any) -> None:
-        numbers = [n for (n,) in conn.execute("SELECT DISTINCT from_number FROM calls").fetchall()]
-        for number in numbers:
-            region = region_of(number)
-            if region != UNKNOWN:
-                conn.execute(
-                    f"UPDATE calls SET region = {param} WHERE from_number = {param}",
-                    (region, number),
-                )
-
-    return backfill
+__all__ = ["POSTGRES_MIGRATIONS", "SQLITE_MIGRATIONS", "Migration", "Step", "run_step"]
 
 
 SQLITE_MIGRATIONS: tuple[Migration, ...] = (
@@ -146,14 +117,15 @@ _V1_HISTORY_COLUMNS = (
 )
 
 # Calls recovered from the Calls API may have no MOS; SQLite changes a column's NOT NULL only by
-# copying the table. Region and repeat flags are stored per call so rollups can count them.
+# copying the table. Region and repeat flags are stored per call so rollups can count them; they
+# and the rollups are computed before the triggers exist, so that no trigger fires for old calls.
 SQLITE_MIGRATIONS = (
     *SQLITE_MIGRATIONS,
     Migration(
         "0002_rollups_regions_repeats",
         (
             _SQLITE_CALLS_V2,
-            f"INSERT INTO calls_v2 ({_V1_CALL_COLUMNS}) SELECT {_V1_CALL_COLUMNS} FROM calls",
+            *backfill.sqlite_copy(_V1_CALL_COLUMNS),
             "DROP TABLE calls",
             "ALTER TABLE calls_v2 RENAME TO calls",
             "CREATE INDEX calls_by_key ON calls (call_key)",
@@ -165,10 +137,9 @@ SQLITE_MIGRATIONS = (
             "DROP TABLE call_history",
             "ALTER TABLE call_history_v2 RENAME TO call_history",
             "CREATE INDEX call_history_by_call ON call_history (call_id)",
-            _backfill_regions(SQLITE.param),
             *rollups.tables(SQLITE, rollups.METRICS_0002),
+            *rollups.build_statements(SQLITE, rollups.METRICS_0002),
             *rollups.sqlite_triggers(rollups.METRICS_0002),
-            *rollups.rebuild_statements(SQLITE, rollups.METRICS_0002),
         ),
     ),
 )
@@ -251,11 +222,12 @@ POSTGRES_MIGRATIONS = (
             "ALTER TABLE call_history ALTER COLUMN mos DROP NOT NULL",
             "ALTER TABLE calls ADD COLUMN region text NOT NULL DEFAULT 'unknown'",
             "ALTER TABLE calls ADD COLUMN is_repeat boolean NOT NULL DEFAULT false",
+            "SET LOCAL work_mem = '256MB'",  # the window's sort and the rollups' groups in memory
+            *backfill.postgres_update(),
             "CREATE INDEX calls_by_caller ON calls (from_number, started_at)",
-            _backfill_regions(POSTGRES.param),
             *rollups.tables(POSTGRES, rollups.METRICS_0002),
+            *rollups.build_statements(POSTGRES, rollups.METRICS_0002),
             *rollups.postgres_triggers(rollups.METRICS_0002),
-            *rollups.rebuild_statements(POSTGRES, rollups.METRICS_0002),
         ),
     ),
 )

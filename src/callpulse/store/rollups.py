@@ -162,12 +162,15 @@ def _upserts(
     source: str,
     slot: list[str],
     metrics: tuple[str, ...],
+    levels: tuple[str, ...] = tuple(LEVELS),
+    families: tuple[Family, ...] = FAMILIES,
 ) -> list[str]:
     """One upsert per rollup table (two per histogram table: MOS and duration) of what ``row``
     contributes; ``value`` wraps each contribution (signed, or summed over ``source``)."""
     statements = []
-    for level, size in LEVELS.items():
-        for family in FAMILIES:
+    for level in levels:
+        size = LEVELS[level]
+        for family in families:
             table, keys = family.table(level), _key_columns(family, dialect)
             columns = _value_columns(family, metrics)
             exprs = metric_exprs(row)
@@ -206,12 +209,57 @@ def aggregate_statements(
     dialect: Dialect,
     slot_value: str | None = None,
     metrics: tuple[str, ...] = METRICS,
+    levels: tuple[str, ...] = tuple(LEVELS),
+    families: tuple[Family, ...] = FAMILIES,
 ) -> list[str]:
     """Add every row of ``source`` (calls columns plus ``sign``: 1 adds, -1 removes)."""
     slot = [slot_value or dialect.slot or ""] if dialect.slot else []
-    return _upserts(
-        "c", dialect, lambda e: f"sum(c.sign * ({e}))", f" FROM {source} c", slot, metrics
+
+    def summed(contribution: str) -> str:
+        return f"sum(c.sign * ({contribution}))"
+
+    return _upserts("c", dialect, summed, f" FROM {source} c", slot, metrics, levels, families)
+
+
+def _summed_from(
+    level: str, family: Family, source: str, dialect: Dialect, metrics: tuple[str, ...], since: str
+) -> str:
+    """Fill ``family``'s table at ``level`` by summing ``source``, a rollup table of the same
+    calls in finer buckets or finer groups (rollups are sums); from bucket ``since`` on."""
+    table, keys = family.table(level), _key_columns(family, dialect)
+    columns = _value_columns(family, metrics)
+    size = LEVELS[level]
+    group = [f"bucket - bucket % {size}", *family.keys, *(["kind", "bin"] if family.hist else [])]
+    slot = ["0"] if dialect.slot else []  # (every slot's rows summed into one)
+    numbers = ", ".join(str(n) for n in range(1, len(group) + 1))
+    return (
+        f"INSERT INTO {table} ({', '.join([*keys, *columns])}) "
+        f"SELECT {', '.join([*group, *slot, *(f'sum({c})' for c in columns)])} FROM {source} "
+        f"WHERE bucket >= {since} GROUP BY {numbers} " + _upsert(table, keys, columns)
     )
+
+
+def build_statements(
+    dialect: Dialect, metrics: tuple[str, ...] = METRICS, since: str = "0"
+) -> list[str]:
+    """Every rollup of the calls that started from bucket ``since`` (epoch ms, a whole day) on,
+    into tables holding none of them: the minute buckets per group from ``calls`` (three scans
+    of it), every other table summed from the next finer one (far fewer rows to read)."""
+    grouped = tuple(f for f in FAMILIES if f.keys != ("account_sid",))
+    statements = aggregate_statements(
+        "(SELECT *, 1 AS sign FROM calls)", dialect, "0", metrics, ("minute",), grouped
+    )
+    finer: str | None = None
+    for level in LEVELS:
+        for family in grouped:
+            if finer is not None:  # per group: from the level below
+                source = family.table(finer)
+                statements.append(_summed_from(level, family, source, dialect, metrics, since))
+            total = next(f for f in FAMILIES if f.hist == family.hist and f not in grouped)
+            source = family.table(level)  # per account: from the groups of the same level
+            statements.append(_summed_from(level, total, source, dialect, metrics, since))
+        finer = level
+    return statements
 
 
 def _later_repeats(row: str, dialect: Dialect, extra_from: str = "") -> str:
@@ -274,6 +322,17 @@ def repeat_exists(row: str, dialect: Dialect) -> str:
     )
 
 
+def earlier_calls(dialect: Dialect) -> str:
+    """Every call of a caller that is not withheld, with how many of the caller's calls started in
+    the 24 h before it (columns id, account_sid, from_number, started_at, earlier):
+    ``repeat_exists`` for all calls at once, one sort instead of a lookup per call."""
+    return (
+        f"SELECT {dialect.row_id} AS id, account_sid, from_number, started_at, count(*) OVER ("
+        f"PARTITION BY account_sid, from_number ORDER BY started_at {dialect.repeat_frame}"
+        f") AS earlier FROM calls WHERE from_number <> '{WITHHELD}'"
+    )
+
+
 def refresh_repeats(dialect: Dialect) -> str:
     """Recompute the repeat flags of one caller's calls that started in a span; parameters:
     account, caller, span start and end (epoch ms). Run for a corrected call's old and new
@@ -308,6 +367,4 @@ def rebuild_statements(dialect: Dialect, metrics: tuple[str, ...] = METRICS) -> 
     for level in LEVELS:
         for family in FAMILIES:
             statements.append(f"DELETE FROM {family.table(level)} WHERE bucket >= {oldest_day}")
-    return statements + aggregate_statements(
-        "(SELECT *, 1 AS sign FROM calls)", dialect, "0", metrics
-    )
+    return statements + build_statements(dialect, metrics, oldest_day)

@@ -31,6 +31,7 @@ from callpulse.web.access_log import AccessLog
 from callpulse.web.api import create_api
 from callpulse.web.auth import Access
 from callpulse.web.dashboard import dashboard_routes
+from callpulse.web.migration import Migration, WaitForSchema
 from callpulse.web.receiver import CallbackReceiver
 
 ALLOW_UNSIGNED_ENV = "CALLPULSE_ALLOW_UNSIGNED"
@@ -64,14 +65,23 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
     analytics = Analytics(store, settings)
     access_log = AccessLog(settings.access_log_per_s)
     alerting = PeriodicAlerts.from_settings(store, analytics, settings)
+    migration = Migration(store, writer)
+    api = create_api(analytics, access, settings.alerts)
+    api.add_middleware(WaitForSchema, migration=migration)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+
+        def start_background() -> None:  # (they need the migrated tables)
+            if reconciler is not None:
+                reconciler.start(writer, loop)
+            if alerting is not None:
+                alerting.start()
+
+        migration.then = start_background
         writer.start()
-        if reconciler is not None:
-            reconciler.start(writer, asyncio.get_running_loop())
-        if alerting is not None:
-            alerting.start()
+        migration.start()
         metrics.DATABASE_UP.set(1)
         # What exists now (modules, the app, settings) lives as long as the process: keep it out
         # of the cyclic GC, whose full collections otherwise stop the event loop for ~20 ms.
@@ -83,6 +93,7 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
         finally:
             summaries.cancel()
             access_log.flush()
+            migration.stop()
             if reconciler is not None:
                 # Off the event loop: the reconcile thread's last batch needs the loop and the
                 # writer to finish before it can stop.
@@ -101,7 +112,7 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
             Route("/healthz", health.healthz),
             Route("/readyz", health.readyz),
             Route("/metrics", health.metrics_endpoint),
-            Mount("/api/v1", app=create_api(analytics, access, settings.alerts)),
+            Mount("/api/v1", app=api),
             *dashboard_routes(access, settings),
         ],
         exception_handlers={HTTPException: http.http_error, ClientDisconnect: http.client_gone},
@@ -110,6 +121,7 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
     # Starlette's trailing-slash redirect builds its Location from the Host header: a 404 instead.
     app.router.redirect_slashes = False
     app.state.writer = writer
+    app.state.migration = migration
     app.state.access_log = access_log
     app.state.analytics = analytics
     app.state.access = access

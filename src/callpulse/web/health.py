@@ -18,6 +18,7 @@ from callpulse.ingest.writer import BatchWriter
 from callpulse.store.base import StoreUnavailable
 from callpulse.web import kpi_gauges
 from callpulse.web.auth import Access
+from callpulse.web.migration import Migration
 
 
 def _writer(request: Request) -> BatchWriter:
@@ -31,6 +32,10 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     writer = _writer(request)
+    migration: Migration = request.app.state.migration
+    if not migration.done.is_set():  # callbacks are taken (spooled); reads wait for the schema
+        body = {"status": "migrating", **migration.status()}
+        return JSONResponse({**body, "spool_depth": writer.spool.depth()}, status_code=503)
     try:
         await run_in_threadpool(writer.store.ping)
     except StoreUnavailable as exc:
