@@ -17,6 +17,17 @@ from tests.support import BACKENDS, ServerProcess, backend_database, postgres_sc
 SDK3_VALIDATOR = Path(sys.prefix, "signalwire-sdk3/signalwire/core/security/webhook_validator.py")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, a test marked ``alone`` would stop PostgreSQL beneath the other worker's
+    tests: it is skipped there, and runs in scripts/test's second, serial pass."""
+    if not hasattr(config, "workerinput"):
+        return
+    skip = pytest.mark.skip(reason="stops PostgreSQL under the other workers: run it with -m alone")
+    for item in items:
+        if item.get_closest_marker("alone"):
+            item.add_marker(skip)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     """Tests that store anything run on both backends: SQLite and the real PostgreSQL."""

@@ -16,6 +16,8 @@ import pytest
 
 from tests.support import BACKENDS, ServerProcess, backend_database, callback_fields, sign
 
+pytestmark = pytest.mark.slow  # kill -9 of a loaded `serve`: needs real processes
+
 ROUNDS = 2
 THREADS = 6
 PER_THREAD = 250  # at most 1500 callbacks a round, 3000 in all

@@ -23,6 +23,8 @@ import pytest
 
 from tests.support import ServerProcess, callback_fields, sign
 
+pytestmark = pytest.mark.slow  # full disks under a `serve` process: needs real processes
+
 
 @contextlib.contextmanager
 def tmpfs(directory: Path, size: str) -> Iterator[Path]:

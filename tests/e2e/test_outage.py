@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support import ServerProcess, callback_fields, sign
+
+pytestmark = pytest.mark.slow  # database outages under a `serve` process: needs real processes
 
 BUSY = {"CALLPULSE_BUSY_TIMEOUT_MS": "200"}
 

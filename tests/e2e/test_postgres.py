@@ -20,6 +20,8 @@ from callpulse.store import Store, open_store
 from tests.store.test_rollups import assert_rollups_match
 from tests.support import ServerProcess, callback_fields, postgres_schema, sign, sql_rows
 
+pytestmark = pytest.mark.slow  # several `serve` processes and an outage: needs real processes
+
 PG_VERSION = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
 
 
@@ -110,6 +112,7 @@ def wait_for_postgres(deadline_s: float = 30) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.alone
 def test_postgres_outage_spools_and_every_acknowledged_callback_arrives_once(
     tmp_path: Path, pg_url: str, pg_store: Store
 ) -> None:

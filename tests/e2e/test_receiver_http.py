@@ -939,6 +939,7 @@ def test_quarantine_is_bounded_and_counts_what_it_dropped(
     assert "2 dropped" in table
 
 
+@pytest.mark.slow  # --workers: processes of their own
 def test_several_workers_store_each_call_once(start_server: Callable[..., ServerProcess]) -> None:
     server = start_server(args=("--workers", "2"))
     calls = [callback_fields() for _ in range(12)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import IO
 
 import click
 
@@ -30,8 +29,8 @@ from callpulse.errors import CallpulseError
 __all__ = ["cli", "main"]
 
 
-def _fail(message: str, out: IO[str] = sys.stderr) -> None:
-    print(f"callpulse: error: {message}", file=out)
+def _fail(message: str) -> None:
+    print(f"callpulse: error: {message}", file=sys.stderr)  # the stream of the moment
 
 
 def main(argv: list[str] | None = None) -> None:
