@@ -13,7 +13,7 @@ import pytest
 from callpulse.callback import parse_callback
 from callpulse.errors import CallpulseError
 from callpulse.export import COLUMNS, iso_utc, write_calls, write_parquet
-from callpulse.store.base import StoredCall
+from callpulse.store.records import StoredCall
 from tests.support import EXAMPLE_PAYLOAD
 
 RECEIVED = datetime(2026, 11, 27, 10, 0, 1, 250000, tzinfo=UTC)

@@ -18,7 +18,7 @@ import pytest
 from callpulse.callback import WITHHELD
 from callpulse.reconcile import OVERLAP, WINDOW, PeriodicReconcile, windows
 from callpulse.signalwire.client import CompatibilityClient
-from callpulse.store.base import StoredCall
+from callpulse.store.records import StoredCall
 from tests.support import EmulatorProcess, ServerProcess, free_port, run_cli
 from tests.test_cli import assert_one_line_error, cli_env
 

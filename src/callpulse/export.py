@@ -11,8 +11,8 @@ from typing import IO, Any
 
 from callpulse.errors import CallpulseError
 from callpulse.regions import region_of
-from callpulse.store.base import StoredCall
 from callpulse.store.problems import problems_to_json
+from callpulse.store.records import StoredCall
 
 COLUMNS = (
     "call_sid",

@@ -36,8 +36,8 @@ from twilio.request_validator import RequestValidator as TwilioValidator
 from callpulse.callback import KEY_FIELDS
 from callpulse.metrics import OUTCOMES
 from callpulse.regions import region_of
-from callpulse.store.base import QuarantineEntry
 from callpulse.store.quarantine import DEFAULT_MAX_BODY_BYTES
+from callpulse.store.records import QuarantineEntry
 from tests.support import (
     ACCOUNT_SID,
     BACKENDS,

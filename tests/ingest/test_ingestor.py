@@ -20,7 +20,8 @@ from callpulse.ingest.quarantine import raw_from_quarantine
 from callpulse.ingest.spool import Spool
 from callpulse.ingest.writer import BatchWriter
 from callpulse.signature import SigningKeys
-from callpulse.store.base import CallWrite, SaveResult, StoreRefused, WriteOp
+from callpulse.store.base import CallWrite, SaveResult, WriteOp
+from callpulse.store.errors import StoreRefused
 from callpulse.store.sqlite import SQLiteStore
 from tests.ingest.raw import FORM, RECEIVED, URL, form, raw
 from tests.support import SIGNING_KEY, callback_fields

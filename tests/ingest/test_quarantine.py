@@ -9,7 +9,9 @@ from urllib.parse import parse_qsl
 from callpulse.callback import parse_callback, to_fields
 from callpulse.ingest.gate import Rejected
 from callpulse.ingest.quarantine import raw_from_quarantine, refused, rejected
-from callpulse.store.base import CallWrite, QuarantineEntry, StoreRefused
+from callpulse.store.base import CallWrite
+from callpulse.store.errors import StoreRefused
+from callpulse.store.records import QuarantineEntry
 from tests.ingest.raw import FORM, RECEIVED, URL, raw
 from tests.support import callback_fields
 

@@ -18,7 +18,8 @@ from callpulse.ingest.pipeline import Ingestor
 from callpulse.ingest.spool import Spool
 from callpulse.ingest.writer import BatchWriter
 from callpulse.store import Store, open_store
-from callpulse.store.base import QuarantineWrite, SaveResult, StoreUnavailable, WriteOp
+from callpulse.store.base import QuarantineWrite, SaveResult, WriteOp
+from callpulse.store.errors import StoreUnavailable
 from callpulse.store.sqlite import SQLiteStore
 from tests.ingest.test_writer import new_write
 from tests.store.test_store import NOW, junk

@@ -10,7 +10,8 @@ import pytest
 from callpulse.callback import parse_callback
 from callpulse.ingest.spool import Spool, op_to_json
 from callpulse.store import Store
-from callpulse.store.base import CallWrite, SaveResult, StoreUnavailable, WriteOp
+from callpulse.store.base import CallWrite, SaveResult, WriteOp
+from callpulse.store.errors import StoreUnavailable
 from callpulse.store.sqlite import SQLiteStore
 from tests.store.test_store import NOW, junk
 from tests.support import callback_fields

@@ -14,7 +14,8 @@ from callpulse.ingest import writer as writer_module
 from callpulse.ingest.spool import Spool
 from callpulse.ingest.writer import BatchWriter
 from callpulse.store import Store
-from callpulse.store.base import CallWrite, SaveResult, StoreUnavailable, WriteOp
+from callpulse.store.base import CallWrite, SaveResult, WriteOp
+from callpulse.store.errors import StoreUnavailable
 from callpulse.store.sqlite import SQLiteStore
 from tests.store.test_store import NOW
 from tests.support import callback_fields

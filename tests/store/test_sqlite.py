@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from callpulse.store import checkpoint
-from callpulse.store.base import SaveResult, StoreUnavailable
+from callpulse.store.base import SaveResult
+from callpulse.store.errors import StoreUnavailable
 from callpulse.store.sqlite import SQLiteStore
 from tests.store.test_store import call
 

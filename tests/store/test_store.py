@@ -10,14 +10,10 @@ import pytest
 from callpulse.callback import parse_callback
 from callpulse.config import Settings
 from callpulse.store import Store, open_store
-from callpulse.store.base import (
-    CallSelection,
-    CallWrite,
-    QuarantineWrite,
-    SaveResult,
-    StoreRefused,
-)
+from callpulse.store.base import CallWrite, QuarantineWrite, SaveResult
+from callpulse.store.errors import StoreRefused
 from callpulse.store.migrations import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
+from callpulse.store.records import CallSelection
 from tests.support import callback_fields, sql_rows
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)

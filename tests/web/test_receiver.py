@@ -22,7 +22,7 @@ from twilio.request_validator import RequestValidator as TwilioValidator
 from callpulse.config import Settings, load_settings
 from callpulse.signature import SigningKeys
 from callpulse.store import open_store
-from callpulse.store.base import QuarantineEntry, StoredCall
+from callpulse.store.records import QuarantineEntry, StoredCall
 from callpulse.web.app import create_app
 from tests.support import SIGNING_KEY, callback_fields
 

@@ -22,7 +22,7 @@ from callpulse.cli.base import (
     store_of,
 )
 from callpulse.export import FORMATS, iso_utc, write_calls, write_parquet
-from callpulse.store.base import CallSelection
+from callpulse.store.records import CallSelection
 
 
 @cli.command()

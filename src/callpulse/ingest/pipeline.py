@@ -14,7 +14,8 @@ from callpulse import metrics
 from callpulse.ingest import quarantine
 from callpulse.ingest.gate import CallbackGate, RawCallback, Rejected
 from callpulse.ingest.writer import BatchWriter
-from callpulse.store.base import SaveResult, StoreUnavailable
+from callpulse.store.base import SaveResult
+from callpulse.store.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

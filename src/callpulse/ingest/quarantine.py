@@ -12,7 +12,8 @@ from urllib.parse import urlencode
 
 from callpulse.callback import to_fields
 from callpulse.ingest.gate import RawCallback, Rejected
-from callpulse.store.base import CallWrite, QuarantineEntry, QuarantineWrite
+from callpulse.store.base import CallWrite, QuarantineWrite
+from callpulse.store.records import QuarantineEntry
 
 REFUSED = "refused"  # the reason of a call the database cannot hold
 _REDACTED_HEADERS = frozenset({"authorization", "cookie"})

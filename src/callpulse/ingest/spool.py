@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from callpulse.callback import CallRecord
-from callpulse.store.base import CallWrite, QuarantineWrite, WriteOp, problems_from_json
+from callpulse.store.base import CallWrite, QuarantineWrite, WriteOp
+from callpulse.store.problems import problems_from_json
 
 log = logging.getLogger(__name__)
 RESCAN_S = 1.0

@@ -15,15 +15,9 @@ from dataclasses import dataclass
 from callpulse import metrics
 from callpulse.ingest import quarantine
 from callpulse.ingest.spool import Spool
-from callpulse.store.base import (
-    CallWrite,
-    QuarantineWrite,
-    SaveResult,
-    Store,
-    StoreRefused,
-    StoreUnavailable,
-    WriteOp,
-)
+from callpulse.store.base import CallWrite, QuarantineWrite, SaveResult, WriteOp
+from callpulse.store.errors import StoreRefused, StoreUnavailable
+from callpulse.store.protocols import CallWriter
 from callpulse.store.quarantine import bounded, entry_size
 
 log = logging.getLogger(__name__)
@@ -66,7 +60,7 @@ class BatchWriter:
 
     def __init__(
         self,
-        store: Store,
+        store: CallWriter,
         spool: Spool,
         max_batch: int = 512,
         quarantine_buffer_bytes: int = QUARANTINE_BUFFER_BYTES,

@@ -7,7 +7,8 @@ from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from callpulse.config import ConfigError, Settings
-from callpulse.store.base import Store, StoreUnavailable
+from callpulse.store.base import Store
+from callpulse.store.errors import StoreUnavailable
 
 __all__ = ["Store", "StoreUnavailable", "open_store", "sqlite_path", "without_password"]
 

@@ -13,9 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from callpulse.callback import CallRecord
-from callpulse.store.errors import StoreRefused, StoreUnavailable
 from callpulse.store.migrating import Progress
-from callpulse.store.problems import problems_from_json
 from callpulse.store.reads import RollupReads
 from callpulse.store.records import (
     EVERY_CALL,
@@ -27,26 +25,6 @@ from callpulse.store.records import (
 
 if TYPE_CHECKING:
     from callpulse.store.alerts import AlertBook
-
-# (the errors and records moved to modules of their own; importers of base keep working)
-__all__ = [
-    "EVERY_CALL",
-    "RECONCILED",
-    "CallSelection",
-    "CallWrite",
-    "MigrationState",
-    "QuarantineEntry",
-    "QuarantineWrite",
-    "SaveResult",
-    "Store",
-    "StoreRefused",
-    "StoreUnavailable",
-    "StoredCall",
-    "WriteOp",
-    "call_key",
-    "problems_from_json",
-    "split_new_calls",
-]
 
 
 class SaveResult(enum.StrEnum):

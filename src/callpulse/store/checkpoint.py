@@ -8,7 +8,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 
-from callpulse.store.base import StoreUnavailable
+from callpulse.store.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

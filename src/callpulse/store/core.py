@@ -19,14 +19,7 @@ from callpulse.callback import CallRecord
 from callpulse.regions import region_of
 from callpulse.store import migrating, quarantine, repeats, rollups
 from callpulse.store.alerts import AlertBook
-from callpulse.store.base import (
-    RECONCILED,
-    CallWrite,
-    QuarantineWrite,
-    SaveResult,
-    Store,
-    WriteOp,
-)
+from callpulse.store.base import RECONCILED, CallWrite, QuarantineWrite, SaveResult, Store, WriteOp
 from callpulse.store.dialect import REPEAT_WINDOW_MS, to_epoch_ms
 from callpulse.store.errors import StoreRefused, StoreUnavailable
 from callpulse.store.migrating import Migration

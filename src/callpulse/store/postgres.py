@@ -19,16 +19,10 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from callpulse.callback import WITHHELD, CallRecord
 from callpulse.regions import region_of
 from callpulse.store import partitions, repeats
-from callpulse.store.base import (
-    CallWrite,
-    SaveResult,
-    StoreUnavailable,
-    WriteOp,
-    call_key,
-    split_new_calls,
-)
+from callpulse.store.base import CallWrite, SaveResult, WriteOp, call_key, split_new_calls
 from callpulse.store.core import DEFAULT_LIMITS, QuarantineLimits, SqlStore
 from callpulse.store.dialect import POSTGRES
+from callpulse.store.errors import StoreUnavailable
 from callpulse.store.migrations import POSTGRES_MIGRATIONS
 from callpulse.store.protocols import Connection
 

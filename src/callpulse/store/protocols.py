@@ -8,11 +8,12 @@ import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from callpulse.store.base import QuarantineEntry
 from callpulse.store.reads import CallFilter, Counters, Histograms, ListedCall, Segment
+from callpulse.store.records import QuarantineEntry
 
 if TYPE_CHECKING:
     from callpulse.store.alerts import AlertBook
+    from callpulse.store.base import SaveResult, WriteOp
 
 
 class AnalyticsReads(Protocol):
@@ -53,6 +54,14 @@ class AnalyticsReads(Protocol):
     ) -> list[QuarantineEntry]: ...
 
     def quarantine_counts(self) -> tuple[int, int]: ...
+
+
+class CallWriter(Protocol):
+    """What the writer thread needs: batches written in one transaction each."""
+
+    quarantine_max_body_bytes: int  # each entry's stored body is cut to this
+
+    def write_batch(self, ops: Sequence[WriteOp]) -> list[SaveResult]: ...
 
 
 class AlertTables(Protocol):

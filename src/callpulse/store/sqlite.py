@@ -16,17 +16,11 @@ from callpulse.callback import CallRecord
 from callpulse.config import SYNCHRONOUS_MODES
 from callpulse.regions import region_of
 from callpulse.store import checkpoint, repeats
-from callpulse.store.base import (
-    CallWrite,
-    SaveResult,
-    StoreUnavailable,
-    WriteOp,
-    call_key,
-    split_new_calls,
-)
+from callpulse.store.base import CallWrite, SaveResult, WriteOp, call_key, split_new_calls
 from callpulse.store.checkpoint import Checkpointer
 from callpulse.store.core import DEFAULT_LIMITS, QuarantineLimits, SqlStore
 from callpulse.store.dialect import SQLITE, to_epoch_ms
+from callpulse.store.errors import StoreUnavailable
 from callpulse.store.migrations import SQLITE_MIGRATIONS
 from callpulse.store.protocols import Connection
 from callpulse.store.records import prune_boundary

@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from callpulse.config import Settings
-from callpulse.store.base import StoreUnavailable
+from callpulse.store.errors import StoreUnavailable
 from callpulse.web.auth import CLOSED_MESSAGE, SESSION_COOKIE, Access, AccessDenied
 from callpulse.web.body import read_limited
 from callpulse.web.throttle import FailureThrottle

@@ -15,7 +15,7 @@ from callpulse.alerts.overview import state_counts
 from callpulse.alerts.rules import Rule
 from callpulse.analytics import Analytics, Filters
 from callpulse.ingest.writer import BatchWriter
-from callpulse.store.base import StoreUnavailable
+from callpulse.store.errors import StoreUnavailable
 from callpulse.web import kpi_gauges
 from callpulse.web.auth import Access
 from callpulse.web.migration import Migration
@@ -37,7 +37,7 @@ async def readyz(request: Request) -> Response:
         body = {"status": "migrating", **migration.status()}
         return JSONResponse({**body, "spool_depth": writer.spool.depth()}, status_code=503)
     try:
-        await run_in_threadpool(writer.store.ping)
+        await run_in_threadpool(request.app.state.analytics.store.ping)
     except StoreUnavailable as exc:
         return JSONResponse({"status": "unavailable", "database": str(exc)}, status_code=503)
     if not writer.database_ok:
@@ -58,13 +58,13 @@ def _refresh_gauges(
     metrics.SPOOL_DEPTH.set(writer.spool.depth())
     metrics.DATABASE_UP.set(1 if writer.database_ok else 0)
     try:
-        kept, dropped = writer.store.quarantine_counts()
+        kept, dropped = analytics.store.quarantine_counts()
         metrics.QUARANTINE_SIZE.set(kept)
         metrics.QUARANTINE_DROPPED.set(dropped)
         if kpis:  # a query over the last hour's calls: only for those who may see them
             now = datetime.now(UTC)
             kpi_gauges.set_last_hour(analytics.totals(now - timedelta(hours=1), now, Filters()))
-            kpi_gauges.set_alerts(state_counts(writer.store, rules))
+            kpi_gauges.set_alerts(state_counts(analytics.store, rules))
     except StoreUnavailable:
         pass  # the database_up gauge already tells
 

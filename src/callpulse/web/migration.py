@@ -13,7 +13,8 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from callpulse.ingest.writer import BatchWriter
-from callpulse.store.base import Store, StoreUnavailable
+from callpulse.store.base import Store
+from callpulse.store.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 RETRY_S = 1.0  # the database down, or another process migrating (SQLite's lock timed out)
@@ -37,10 +38,14 @@ class Migration:
             pending = self.store.pending_migrations()
         except StoreUnavailable as exc:  # not known yet: hold, the thread finds out
             pending, self.detail = ["?"], str(exc)
-        if pending:
-            self.writer.hold()
-            self.state = "migrating"
-            self.detail = f"{len(pending)} pending"
+        if not pending:  # up to date: reads are served from the first request on
+            self.state = "done"
+            self.done.set()
+            self.then()
+            return
+        self.writer.hold()
+        self.state = "migrating"
+        self.detail = f"{len(pending)} pending"
         self._thread.start()
 
     def stop(self) -> None:

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
 from callpulse.analytics import QueryError
-from callpulse.store.base import StoreUnavailable
+from callpulse.store.errors import StoreUnavailable
 from callpulse.web.api.params import HINTS
 from callpulse.web.auth import AccessDenied
 
