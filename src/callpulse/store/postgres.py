@@ -135,6 +135,10 @@ class PostgresStore(SqlStore):
     def _conn(self) -> Iterator[psycopg.Connection[Any]]:
         try:
             if not self._opened:
+                # One direct attempt first: a refused connection or a missing database is
+                # said at once, not after the pool's timeout.
+                if (problem := self._why_no_connection()) is not None:
+                    raise _unavailable(self._label, problem)
                 self._pool.open(wait=False)
                 self._opened = True
             with self._pool.connection(timeout=self._timeout) as conn:

@@ -152,7 +152,8 @@ class RollupReads(abc.ABC):
         started = self.dialect.ms("c.started_at")
         raw_metrics = ", ".join(f"{expr} AS {name}" for name, expr in metric_exprs("c").items())
         total = f.to is None and f.region is None and by is None  # a few rows per bucket
-        number = f.to is not None and f.region is None and by != "region"  # a row per bucket
+        # a row per number and bucket: what a To filter or a grouping by number reads
+        number = f.region is None and by != "region" and (f.to is not None or by == "to_number")
         keys = "'' AS to_number, '' AS region" if total else "to_number, region"
         keys = "to_number, '' AS region" if number else keys
         columns = f"bucket AS t, {keys}, {', '.join(METRICS)}"
