@@ -6,7 +6,9 @@ starting 10 a second, so a batch shares its minute, hour and day) and ``day`` (1
 20,000 callers, starts spread over a day). On SQLite a third store is measured: the
 alternative of keeping rollups per batch, where row triggers only note each call's row in a
 pending table and one statement per batch aggregates it into the rollups (the same
-``aggregate_statements`` as ``db rebuild-rollups``), in the batch's transaction.
+``aggregate_statements`` as ``db rebuild-rollups``), in the batch's transaction; and a fourth,
+the row triggers of the minute level alone: what the writer would pay if the coarser levels were
+summed from finished minutes off the writing path.
 
 Usage: bench/rollups [--calls 40000] [--batch 256] [--rounds 3] [--shape live|day|both]
        bench/rollups --database postgresql://postgres@127.0.0.1:5432/test
@@ -24,6 +26,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -115,8 +118,20 @@ class PerBatchStore(SQLiteStore):
         return results
 
 
+def minute_only_sql() -> list[str]:
+    """SQLite: the row triggers of the minute level only (the coarser tables stay empty)."""
+    minutes = replace(rollups.SPEC, levels={"minute": rollups.LEVELS["minute"]})
+    return [
+        "DROP TRIGGER calls_rollup_insert",
+        "DROP TRIGGER calls_rollup_update",
+        *rollups.sqlite_triggers(minutes),
+    ]
+
+
 @contextmanager
-def fresh_store(database: str | None, triggers: bool, per_batch: bool = False) -> Iterator[Store]:
+def fresh_store(
+    database: str | None, triggers: bool, per_batch: bool = False, minute_only: bool = False
+) -> Iterator[Store]:
     with tempfile.TemporaryDirectory() as tmp:
         if database is None:
             url = f"sqlite:///{Path(tmp) / 'bench.db'}"
@@ -134,6 +149,10 @@ def fresh_store(database: str | None, triggers: bool, per_batch: bool = False) -
                 for statement in per_batch_sql():
                     lite.execute(statement)
             store = PerBatchStore(Path(tmp) / "bench.db", synchronous="NORMAL")
+        elif minute_only:
+            with closing(sqlite3.connect(Path(tmp) / "bench.db")) as lite:
+                for statement in minute_only_sql():
+                    lite.execute(statement)
         elif not triggers:
             drop = [
                 f"DROP TRIGGER {name}" for name in ("calls_rollup_insert", "calls_rollup_update")
@@ -155,30 +174,34 @@ def fresh_store(database: str | None, triggers: bool, per_batch: bool = False) -
                     conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def rate(store: Store, writes: list[CallWrite], batch: int) -> float:
-    """Calls per second of ``writes`` in batches; checks the day rollups hold every call."""
+def rate(store: Store, writes: list[CallWrite], batch: int, level: str = "day") -> float:
+    """Calls per second of ``writes`` in batches; checks ``level``'s rollups hold every call."""
     began = time.perf_counter()
     for at in range(0, len(writes), batch):
         store.write_batch(writes[at : at + batch])
     per_s = len(writes) / (time.perf_counter() - began)
     with store._snapshot() as conn:
-        (total,) = conn.execute("SELECT coalesce(sum(calls), 0) FROM rollup_day_total").fetchone()
+        (total,) = conn.execute(
+            f"SELECT coalesce(sum(calls), 0) FROM rollup_{level}_total"
+        ).fetchone()
     if isinstance(store, PerBatchStore) or total:  # (no rollups kept: the baseline)
-        assert total == len(writes), f"day rollups hold {total} of {len(writes)} calls"
+        assert total == len(writes), f"{level} rollups hold {total} of {len(writes)} calls"
     return per_s
 
 
 def measure(args: argparse.Namespace, shape: str) -> None:
     writes = calls(args.calls, seed=5, shape=shape)
-    stores = {"without rollup triggers (baseline)": (False, False),
-              "with rollups (callpulse: row triggers)": (True, False)}  # fmt: skip
+    stores = {"without rollup triggers (baseline)": (False, False, False),
+              "with rollups (callpulse: row triggers)": (True, False, False)}  # fmt: skip
     if args.database is None:
-        stores["per batch (pending rows, one flush)"] = (True, True)
+        stores["per batch (pending rows, one flush)"] = (True, True, False)
+        stores["row triggers, minute level only"] = (True, False, True)
     runs: dict[str, list[float]] = {name: [] for name in stores}
     for _ in range(args.rounds):
-        for name, (triggers, per_batch) in stores.items():
-            with fresh_store(args.database, triggers, per_batch) as store:
-                runs[name].append(rate(store, writes, args.batch))
+        for name, (triggers, per_batch, minute_only) in stores.items():
+            with fresh_store(args.database, triggers, per_batch, minute_only) as store:
+                level = "minute" if minute_only else "day"
+                runs[name].append(rate(store, writes, args.batch, level))
     backend = "PostgreSQL" if args.database else "SQLite"
     table = Table(
         "store", "calls/s, median", "runs", "/ baseline",

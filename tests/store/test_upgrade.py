@@ -145,8 +145,28 @@ def test_upgraded_first_schema_equals_calls_written_now(backend: str, tmp_path: 
         assert got_metrics.keys() == want_metrics.keys()
         for key, values in want_metrics.items():
             assert got_metrics[key] == pytest.approx(values), key
+        assert rollup_keys(upgraded) == rollup_keys(written)
         upgraded.close()
         written.close()
+
+
+def rollup_keys(store: Any) -> list[tuple[Any, ...]]:
+    """Every rollup table's primary key: its columns in order (and, on PostgreSQL, the values
+    its index includes, so reads are index-only scans)."""
+    if isinstance(store, SQLiteStore):
+        return sql_rows(
+            store,
+            "SELECT m.name, p.name, p.pk FROM sqlite_master m, pragma_table_info(m.name) p "
+            "WHERE m.type = 'table' AND m.name LIKE 'rollup%' AND p.pk > 0 ORDER BY 1, 3",
+        )
+    keys = sql_rows(
+        store,
+        "SELECT tablename, regexp_replace(indexdef, 'INDEX \\S+ ON \\S+', 'INDEX ON') "
+        "FROM pg_indexes WHERE schemaname = current_schema() AND tablename LIKE 'rollup%%' "
+        "ORDER BY 1, 2",
+    )
+    assert len(keys) == 20 and all(" INCLUDE (" in definition for _, definition in keys), keys
+    return keys
 
 
 def check_upgraded(store: Any) -> None:

@@ -54,6 +54,9 @@ class Dialect:
     real_type: str
     serial_key: str  # an ``id`` column numbered by the database, the primary key
     table_suffix: str  # WITHOUT ROWID keeps SQLite rollups clustered by bucket
+    # PostgreSQL: rollup values in the primary key's index too (INCLUDE), so reads of a range are
+    # index-only scans instead of a heap page per row (SQLite's WITHOUT ROWID tables are so).
+    covering_keys: bool
     ms_of: str  # epoch milliseconds of a call's started_at, "{c}" the column
     ms_param: str  # a call-time comparison value from an epoch-ms parameter
     mos_bin: str  # MOS to its 0.01 bin (floored: 3.497 is below 3.5), "{m}" the value
@@ -104,6 +107,7 @@ SQLITE = Dialect(
     real_type="REAL",
     serial_key="id INTEGER PRIMARY KEY",
     table_suffix=" WITHOUT ROWID",
+    covering_keys=False,
     ms_of="{c}",
     ms_param="?",
     mos_bin="CAST({m} * 100 + 1e-9 AS INTEGER)",  # floor for positive values
@@ -137,6 +141,7 @@ POSTGRES = Dialect(
     real_type="double precision",
     serial_key="id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
     table_suffix="",
+    covering_keys=True,
     ms_of="floor(extract(epoch FROM {c}) * 1000)::bigint",
     ms_param="to_timestamp(%s / 1000.0)",
     mos_bin="floor({m} * 100 + 1e-9)::integer",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from callpulse.store import alerts, backfill, rollups
+from callpulse.store import alerts, backfill, rollup_migrations, rollups
 from callpulse.store.dialect import POSTGRES, SQLITE
 from callpulse.store.migrating import Migration, Step, run_step
 
@@ -274,7 +274,7 @@ SQLITE_MIGRATIONS = (
             _sqlite_drop_not_null("call_history", "duration_s INTEGER"),
             "ALTER TABLE calls ADD COLUMN problems TEXT NOT NULL DEFAULT '[]'",
             "ALTER TABLE call_history ADD COLUMN problems TEXT NOT NULL DEFAULT '[]'",
-            *rollups.metric_columns_0003(SQLITE),
+            *rollup_migrations.metric_columns_0003(SQLITE),
             "DROP TRIGGER calls_rollup_insert",
             "DROP TRIGGER calls_rollup_update",
             *rollups.sqlite_triggers(rollups.SPEC_0003),
@@ -290,7 +290,7 @@ POSTGRES_MIGRATIONS = (
             "ALTER TABLE call_history ALTER COLUMN duration_s DROP NOT NULL",
             "ALTER TABLE calls ADD COLUMN problems text NOT NULL DEFAULT '[]'",
             "ALTER TABLE call_history ADD COLUMN problems text NOT NULL DEFAULT '[]'",
-            *rollups.metric_columns_0003(POSTGRES),
+            *rollup_migrations.metric_columns_0003(POSTGRES),
             "DROP TRIGGER calls_rollup_insert ON calls",
             "DROP TRIGGER calls_rollup_update ON calls",
             "DROP FUNCTION calls_rollup_insert()",
@@ -346,7 +346,7 @@ SQLITE_MIGRATIONS = (
         "0006_rollup_weeks_numbers_first",
         (
             *(f"DROP TRIGGER {name}" for name in _TRIGGERS),
-            *rollups.week_and_number_first(SQLITE),
+            *rollup_migrations.week_and_number_first(SQLITE),
             *rollups.sqlite_triggers(),
         ),
     ),
@@ -358,8 +358,15 @@ POSTGRES_MIGRATIONS = (
         (
             *(f"DROP TRIGGER {name} ON calls" for name in _TRIGGERS),
             *(f"DROP FUNCTION {name}()" for name in _TRIGGERS),
-            *rollups.week_and_number_first(POSTGRES),
+            *rollup_migrations.week_and_number_first(POSTGRES),
             *rollups.postgres_triggers(),
         ),
     ),
+)
+
+# PostgreSQL only: rollup primary keys that include the values, so a range of rollups is read
+# from the index alone (SQLite's rollup tables are their keys' B-trees already).
+POSTGRES_MIGRATIONS = (
+    *POSTGRES_MIGRATIONS,
+    Migration("0007_covering_rollup_keys", tuple(rollup_migrations.covering_keys(POSTGRES))),
 )

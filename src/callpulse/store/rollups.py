@@ -17,8 +17,9 @@ rollups. SQLite runs them per row (cheap compiled statements); PostgreSQL per st
 transition tables (one aggregate upsert per table and batch). Buckets are epoch milliseconds in
 both backends, so queries over rollups are the same SQL on SQLite and PostgreSQL.
 
-``SPEC`` is the one description of it all (levels, families, metrics); ``SPEC_0002`` and
-``SPEC_0003`` are what those migrations created, so an old migration's SQL never changes.
+``SPEC`` is the one description of it all (levels, families, metrics); ``SPEC_0002``,
+``SPEC_0003`` and ``SPEC_0006`` are what those migrations created, so an old migration's SQL
+never changes.
 """
 
 from __future__ import annotations
@@ -129,12 +130,14 @@ class Spec:
     levels: dict[str, int]
     families: tuple[Family, ...]
     metrics: tuple[str, ...]
+    covering: bool = False  # primary keys that include the values, where the dialect has them
 
     def tables(self) -> list[tuple[str, Family]]:
         return [(level, family) for level in self.levels for family in self.families]
 
 
-SPEC = Spec(LEVELS, FAMILIES, METRICS)
+SPEC_0006 = Spec(LEVELS, FAMILIES, METRICS)
+SPEC = replace(SPEC_0006, covering=True)
 # What migrations 0002 (the first seven metrics) and 0003 (the rest) created: three levels, every
 # primary key bucket first. 0006 added the week and the per-number counters, and put the
 # per-number histograms number first.
@@ -165,61 +168,21 @@ def create_table(
     columns += [f"{c} {types.get(c, i)} NOT NULL" for c in value_columns(family, spec.metrics)]
     return (
         f"CREATE TABLE {name or family.table(level)} ({', '.join(columns)}, "
-        f"PRIMARY KEY ({', '.join(family.primary_key(dialect))})){dialect.table_suffix}"
+        f"{primary_key(family, dialect, spec)}){dialect.table_suffix}"
     )
+
+
+def primary_key(family: Family, dialect: Dialect, spec: Spec = SPEC) -> str:
+    values = value_columns(family, spec.metrics)
+    include = f" INCLUDE ({', '.join(values)})" if spec.covering and dialect.covering_keys else ""
+    return f"PRIMARY KEY ({', '.join(family.primary_key(dialect))}){include}"
 
 
 def tables(dialect: Dialect, spec: Spec = SPEC) -> list[str]:
     return [create_table(level, family, dialect, spec) for level, family in spec.tables()]
 
 
-def metric_columns_0003(dialect: Dialect) -> list[str]:
-    """The metrics 0003 adds, on every counter table; completed calls had a duration until now."""
-    statements = []
-    for level, family in SPEC_0003.tables():
-        if family.hist:
-            continue
-        table = family.table(level)
-        for metric in SPEC_0003.metrics[len(SPEC_0002.metrics) :]:
-            statements.append(
-                f"ALTER TABLE {table} ADD COLUMN {metric} {dialect.int_type} NOT NULL DEFAULT 0"
-            )
-        statements.append(f"UPDATE {table} SET duration_n = completed")
-    return statements
-
-
-def week_and_number_first(dialect: Dialect) -> list[str]:
-    """From SPEC_0003 to SPEC's tables (migration 0006; the triggers are the caller's): tables
-    whose primary key changed order are copied into the new order, the per-number counters are
-    summed from the per-group ones, and the week tables from the day ones (exact: a week is
-    seven whole days; what pruned calls left comes along)."""
-    statements = []
-    for level, family in SPEC.tables():
-        table, keys = family.table(level), family.key_columns(dialect)
-        values = value_columns(family)
-        if level in SPEC_0003.levels and family.suffix == "_number":
-            statements += [
-                create_table(level, family, dialect),
-                _summed(level, family, dialect, f"rollup_{level}"),
-            ]
-        elif level in SPEC_0003.levels:
-            if family.primary_key(dialect) != keys:  # 0003's keys were all in this order
-                copy = f"{table}_0006"
-                statements += [
-                    create_table(level, family, dialect, name=copy),
-                    f"INSERT INTO {copy} SELECT {', '.join([*keys, *values])} FROM {table}",
-                    f"DROP TABLE {table}",
-                    f"ALTER TABLE {copy} RENAME TO {table}",
-                ]
-        else:
-            statements += [
-                create_table(level, family, dialect),
-                _summed(level, family, dialect, family.table("day")),
-            ]
-    return statements
-
-
-def _summed(
+def summed(
     level: str, family: Family, dialect: Dialect, source: str, since: str = "0", spec: Spec = SPEC
 ) -> str:
     """Fill ``family`` at ``level`` with the sums of ``source``'s buckets from ``since``'s bucket
@@ -255,10 +218,10 @@ def build_statements(dialect: Dialect, spec: Spec = SPEC, since: str = "0") -> l
             if family in finest:
                 if finer is not None:
                     source = family.table(finer)
-                    statements.append(_summed(level, family, dialect, source, since, spec))
+                    statements.append(summed(level, family, dialect, source, since, spec))
             else:
                 source = _finest(family, spec).table(level)
-                statements.append(_summed(level, family, dialect, source, since, spec))
+                statements.append(summed(level, family, dialect, source, since, spec))
         finer = level
     return statements
 
