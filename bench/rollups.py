@@ -39,6 +39,7 @@ from callpulse.config import Settings
 from callpulse.store import Store, open_store, rollups
 from callpulse.store.base import CallWrite, SaveResult, WriteOp
 from callpulse.store.dialect import SQLITE
+from callpulse.store.repeats import later_repeats
 from callpulse.store.sqlite import SQLiteStore
 
 START = datetime(2026, 11, 2, tzinfo=UTC)
@@ -88,7 +89,7 @@ def per_batch_sql() -> list[str]:
     flush = ";\n".join(
         [*rollups.aggregate_statements("rollup_pending", SQLITE), "DELETE FROM rollup_pending"]
     )
-    repeats = rollups._later_repeats("new", SQLITE)  # the same repeat flags
+    repeats = later_repeats("new", SQLITE)  # the same repeat flags
     return [
         "DROP TRIGGER calls_rollup_insert",
         "DROP TRIGGER calls_rollup_update",
