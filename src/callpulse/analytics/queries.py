@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from callpulse.analytics.models import Filters
 from callpulse.analytics.plan import RAW, Segment, plan
 from callpulse.store.protocols import AnalyticsReads
@@ -68,6 +70,7 @@ class RangeQuery:
     def histograms(self) -> Histograms:
         return self.store.histograms(self._hist_segments(), self._filter)
 
-    def poor_per_number(self, limit_bin: float) -> dict[str, int]:
-        """Per called number: its rated completed calls with a MOS bin below ``limit_bin``."""
-        return self.store.poor_per_number(self._hist_segments(), self._filter, limit_bin)
+    def poor_per_number(self, limit_bin: float, numbers: Sequence[str]) -> dict[str, int]:
+        """Per called number of ``numbers``: its rated completed calls with a MOS bin below
+        ``limit_bin``."""
+        return self.store.poor_per_number(self._hist_segments(), self._filter, limit_bin, numbers)

@@ -175,7 +175,7 @@ class Analytics:
     def numbers(self, since: datetime, until: datetime, filters: Filters) -> list[NumberRow]:
         query = self._query(since, until, filters)
         groups = query.grouped("to_number")
-        poor = query.poor_per_number(self._poor_bin)
+        poor = query.poor_per_number(self._poor_bin, sorted(groups))
         rows = []
         for number, c in groups.items():
             # the rated calls are the MOS histogram's: completed calls with a MOS

@@ -32,7 +32,7 @@ class AnalyticsReads(Protocol):
     def histograms(self, segments: Sequence[Segment], f: CallFilter) -> Histograms: ...
 
     def poor_per_number(
-        self, segments: Sequence[Segment], f: CallFilter, limit_bin: float
+        self, segments: Sequence[Segment], f: CallFilter, limit_bin: float, numbers: Sequence[str]
     ) -> dict[str, int]: ...
 
     def call_page(

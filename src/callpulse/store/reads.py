@@ -232,10 +232,15 @@ class RollupReads(abc.ABC):
         return Histograms(mos=by_kind[MOS_KIND], duration=by_kind[DURATION_KIND])
 
     def poor_per_number(
-        self, segments: Sequence[Segment], f: CallFilter, limit_bin: float
+        self, segments: Sequence[Segment], f: CallFilter, limit_bin: float, numbers: Sequence[str]
     ) -> dict[str, int]:
-        """Per called number: its rated completed calls with a MOS bin below ``limit_bin``."""
+        """Per called number of ``numbers`` (those with calls in the segments, as the counters
+        found them): its rated completed calls with a MOS bin below ``limit_bin``."""
+        if not numbers:
+            return {}
         d = self.dialect
+        # The numbers once, for every rollup segment: no scan of a segment to find them again.
+        listed = " UNION ALL ".join([f"SELECT {d.param}"] * len(numbers))
         mos_bin, rated = next((b, c) for k, b, c in hist_sources("c", d) if k == MOS_KIND)
         account, account_params = equal_conditions(d, [("account_sid", f.account_sid)], "h.")
         parts, params = [], []
@@ -248,20 +253,20 @@ class RollupReads(abc.ABC):
                 )
                 params += [limit_bin, *values]
                 continue
-            # A sum per number the segment has calls for, each a seek into the number-first
-            # histograms (as a join, PostgreSQL would rather scan them whole).
-            numbers, values = self._source(segment, f, "DISTINCT to_number", "")
+            # A sum per number, each a seek into the number-first histograms (as a join,
+            # PostgreSQL would rather scan them whole).
             below = (
                 f"SELECT sum(h.n) FROM rollup_{segment.source}_hist h "
                 f"WHERE h.to_number = g.to_number AND h.kind = {MOS_KIND} "
                 f"AND h.bucket >= {d.param} AND h.bucket < {d.param} AND h.bin < {d.param}"
             )
             parts.append(f"SELECT g.to_number, ({' AND '.join([below, *account])}) AS n "
-                         f"FROM ({numbers}) g")  # fmt: skip
-            params += [segment.start_ms, segment.end_ms, limit_bin, *account_params, *values]
+                         f"FROM g")  # fmt: skip
+            params += [segment.start_ms, segment.end_ms, limit_bin, *account_params]
         result = self._rows(
+            f"WITH g (to_number) AS ({listed}) "
             f"SELECT to_number, sum(n) FROM ({' UNION ALL '.join(parts)}) s GROUP BY to_number",
-            params,
+            [*numbers, *params],
         )
         return {str(number): int(n or 0) for number, n in result}
 
