@@ -18,7 +18,6 @@ Recorded figures: docs/performance.md
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import math
@@ -45,10 +44,10 @@ from callpulse.regions import region_of
 from callpulse.store import open_store
 from callpulse.store.base import call_key
 from callpulse.store.dialect import POSTGRES, SQLITE
-from callpulse.store.migrations import SQLITE_MIGRATIONS
 from callpulse.store.partitions import month_start
 from callpulse.store.postgres import PostgresStore
 from callpulse.store.rollups import postgres_triggers, rebuild_statements, sqlite_triggers
+from ingest import schema_tag  # the one cache key of a schema, as bench/ingest's
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out"
@@ -250,11 +249,7 @@ def main() -> None:
             build_postgres(url, args.rows, args.days)
             run(url, "PostgreSQL", args)
         return
-    # The SQL and the names of the steps that are functions (whose repr holds an address).
-    steps = [[s if isinstance(s, str) else s.__qualname__ for s in m.statements]
-             for m in SQLITE_MIGRATIONS]  # fmt: skip
-    schema = hashlib.sha256(repr(steps).encode()).hexdigest()[:8]
-    path = OUT / f"queries-{args.rows}-{args.days}d-{schema}.db"  # rebuilt when the schema changes
+    path = OUT / f"queries-{args.rows}-{args.days}d-{schema_tag()}.db"  # anew when the schema is
     if not path.exists():
         build_sqlite(path, args.rows, args.days)
     run(f"sqlite:///{path}", "SQLite", args)
