@@ -334,18 +334,15 @@ def backend_database(backend: str, workdir: Path) -> Iterator[str]:
         raise ValueError(f"unknown backend {backend!r}")
 
 
-def settled(read: Callable[[], T], quiet_s: float = 0.3, timeout: float = 10.0) -> T:
-    """``read()`` once it stops changing: quarantine entries are written just after the answer
-    to their request (rejections never wait on, nor hold up, the writer)."""
+def until(read: Callable[[], T], done: Callable[[T], bool], timeout: float = 20.0) -> T:
+    """``read()`` once ``done`` holds for it: quarantine entries are written just after the
+    answer to their request (rejections never wait on, nor hold up, the writer)."""
     deadline = time.monotonic() + timeout
-    last = read()
-    while time.monotonic() < deadline:
-        time.sleep(quiet_s)
-        again = read()
-        if again == last:
-            return again
-        last = again
-    raise AssertionError(f"still changing after {timeout} s: {last!r}"[:500])
+    while not done(last := read()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not there after {timeout} s: {last!r}"[:500])
+        time.sleep(0.05)
+    return last
 
 
 def sql_rows(store: Store, query: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:

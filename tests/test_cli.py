@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from callpulse.cli import cli
-from tests.support import ServerProcess, callback_fields, run_cli
+from tests.support import ServerProcess, callback_fields, run_cli, until
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -225,9 +225,13 @@ def test_quarantine_list_and_show(server: ServerProcess) -> None:
     invalid = callback_fields(CallSid="12 345")
     assert server.post(invalid).status_code == 400
 
-    listed = [
-        json.loads(line) for line in server.cli("quarantine", "list", "--json").stdout.splitlines()
-    ]
+    listed = until(
+        lambda: [
+            json.loads(line)
+            for line in server.cli("quarantine", "list", "--json").stdout.splitlines()
+        ],
+        lambda entries: len(entries) >= 2,  # stored just after the answers
+    )
     assert [e["reason"] for e in listed] == ["invalid", "signature"]  # newest first
     assert listed[0]["id"] > listed[1]["id"]
     for entry in listed:

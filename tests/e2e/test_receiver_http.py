@@ -47,7 +47,7 @@ from tests.support import (
     backend_database,
     callback_fields,
     free_port,
-    settled,
+    until,
 )
 
 CALLBACK_PATH = "/callbacks/call-status"
@@ -126,14 +126,14 @@ def rows_by_sid(server: ServerProcess) -> dict[str, dict[str, Any]]:
     return by_sid
 
 
-def quarantine_list(server: ServerProcess) -> list[dict[str, Any]]:
-    """Every quarantine entry, oldest first."""
+def quarantine_list(server: ServerProcess, count: int) -> list[dict[str, Any]]:
+    """Every quarantine entry, oldest first, once there are ``count`` of them."""
 
     def read() -> list[dict[str, Any]]:
         out = server.cli("quarantine", "list", "--json", "--limit", "100000").stdout
         return [json.loads(line) for line in reversed(out.splitlines()) if line.strip()]
 
-    return settled(read)
+    return until(read, lambda entries: len(entries) >= count)
 
 
 def quarantine_show(server: ServerProcess, entry_id: int) -> dict[str, Any]:
@@ -141,14 +141,14 @@ def quarantine_show(server: ServerProcess, entry_id: int) -> dict[str, Any]:
     return data
 
 
-def stored_quarantine(server: ServerProcess) -> list[QuarantineEntry]:
-    """Every quarantine entry in the server's database, oldest first."""
+def stored_quarantine(server: ServerProcess, count: int = 0) -> list[QuarantineEntry]:
+    """Every quarantine entry in the server's database, oldest first, once there are ``count``."""
 
     def read() -> list[QuarantineEntry]:
         with server.store() as store:
             return list(reversed(store.list_quarantine(limit=100000)))
 
-    return settled(read)
+    return until(read, lambda entries: len(entries) >= count)
 
 
 def outcome_counts(server: ServerProcess) -> dict[str, float]:
@@ -598,7 +598,7 @@ def test_every_rejection_is_answered_quarantined_and_stores_nothing(server: Serv
             assert isinstance(why, str) and why, (case.name, data)
     assert not wrong, "\n".join(wrong)
 
-    entries = quarantine_list(server)
+    entries = quarantine_list(server, len(cases))
     assert len(entries) == len(cases), "one quarantine entry per rejected request"
     for case, entry in zip(cases, entries, strict=True):
         assert entry["reason"] == case.reason, (case.name, entry)
@@ -875,7 +875,7 @@ def test_extreme_values_are_refused_not_crashing(refusing_server: ServerProcess,
     assert (data["reason"], set(data["fields"])) == ("invalid", bad_fields)
     new = [
         (entry.reason, set(entry.errors))
-        for entry in stored_quarantine(server)
+        for entry in stored_quarantine(server, len(known) + 1)
         if entry.id not in known
     ]
     assert new == [("invalid", bad_fields)]
@@ -926,7 +926,13 @@ def test_quarantine_is_bounded_and_counts_what_it_dropped(
     for n in range(5):
         response = form_post(server.callback_url, callback_fields(CallSid=f"bad {n}"))
         assert response.status_code == 400
-    entries = quarantine_list(server)
+
+    def handled() -> tuple[int, int]:
+        with server.store() as store:
+            return store.quarantine_counts()
+
+    until(handled, lambda counts: sum(counts) == 5)  # kept or dropped, each of the five
+    entries = quarantine_list(server, 3)
     assert len(entries) == 3
     bodies = [entry.body.decode() for entry in stored_quarantine(server)]
     assert [parse_qs(body)["CallSid"] for body in bodies] == [["bad 2"], ["bad 3"], ["bad 4"]]
