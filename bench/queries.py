@@ -46,7 +46,8 @@ from callpulse.store.base import call_key
 from callpulse.store.dialect import POSTGRES, SQLITE
 from callpulse.store.partitions import month_start
 from callpulse.store.postgres import PostgresStore
-from callpulse.store.rollups import postgres_triggers, rebuild_statements, sqlite_triggers
+from callpulse.store.rollup_triggers import postgres_triggers, sqlite_triggers, trigger_names
+from callpulse.store.rollups import rebuild_statements
 from ingest import schema_tag  # the one cache key of a schema, as bench/ingest's
 
 BENCH = Path(__file__).resolve().parent
@@ -57,7 +58,6 @@ COUNTRIES = {"1": 0.55, "44": 0.12, "49": 0.08, "33": 0.06, "52": 0.06, "55": 0.
              "61": 0.04}  # fmt: skip
 console = Console(stderr=True)
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-TRIGGERS = ("calls_rollup_insert", "calls_rollup_update")
 KEY_COLUMNS = "account_sid, call_sid, call_id, started_at, fingerprint"
 PG_COLUMNS = (
     "call_id, account_sid, call_sid, from_number, to_number, started_at, status, duration_s, mos, "
@@ -128,7 +128,7 @@ def build_sqlite(path: Path, rows: int, days: int) -> None:
     conn = sqlite3.connect(tmp, isolation_level=None)
     conn.execute("PRAGMA journal_mode=OFF")
     conn.execute("PRAGMA synchronous=OFF")
-    for name in TRIGGERS:
+    for name in trigger_names():
         conn.execute(f"DROP TRIGGER {name}")
     for name in ("calls_by_key", "calls_by_start", "calls_by_caller"):
         conn.execute(f"DROP INDEX {name}")
@@ -166,7 +166,7 @@ def build_postgres(url: str, rows: int, days: int) -> None:
     store.ensure_partitions({month_start(first + timedelta(days=d)) for d in range(days + 1)})
     store.close()
     with psycopg.connect(url, autocommit=True) as conn:
-        for name in TRIGGERS:
+        for name in trigger_names(postgres=True):
             conn.execute(f"DROP TRIGGER {name} ON calls")
             conn.execute(f"DROP FUNCTION {name}()")
         # One COPY at a time per connection: the keys go through a second one.

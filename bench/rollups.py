@@ -3,12 +3,11 @@ same store with them dropped (the baseline), in one process, runs alternating.
 
 Two shapes of traffic: ``live`` (a call center's: 4 called numbers, 10,000 callers, calls
 starting 10 a second, so a batch shares its minute, hour and day) and ``day`` (10 numbers,
-20,000 callers, starts spread over a day). On SQLite a third store is measured: the
-alternative of keeping rollups per batch, where row triggers only note each call's row in a
-pending table and one statement per batch aggregates it into the rollups (the same
-``aggregate_statements`` as ``db rebuild-rollups``), in the batch's transaction; and a fourth,
-the row triggers of the minute level alone: what the writer would pay if the coarser levels were
-summed from finished minutes off the writing path.
+20,000 callers, starts spread over a day). Three stores beside the baseline: calls that start
+before compacted_until (late ones: the writer upserts every level, as before migration 0008),
+calls after it (what callbacks are: the writer upserts minutes only), and the same with the
+compaction that later sums those minutes into the coarser levels counted in (off the writer's
+path in ``serve``, but on the same machine).
 
 Usage: bench/rollups [--calls 40000] [--batch 256] [--rounds 3] [--shape live|day|both]
        bench/rollups --database postgresql://postgres@127.0.0.1:5432/test
@@ -24,9 +23,8 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,11 +34,10 @@ from rich.table import Table
 
 from callpulse.callback import CallRecord
 from callpulse.config import Settings
-from callpulse.store import Store, open_store, rollups
-from callpulse.store.base import CallWrite, SaveResult, WriteOp
-from callpulse.store.dialect import SQLITE
-from callpulse.store.repeats import later_repeats
-from callpulse.store.sqlite import SQLiteStore
+from callpulse.store import Store, open_store
+from callpulse.store.base import CallWrite
+from callpulse.store.dialect import to_epoch_ms
+from callpulse.store.rollup_triggers import trigger_names
 
 START = datetime(2026, 11, 2, tzinfo=UTC)
 
@@ -74,65 +71,9 @@ def calls(count: int, seed: int, shape: str) -> list[CallWrite]:
     ]
 
 
-_PENDING = ("started_at", "account_sid", "to_number", "region", "status", "duration_s", "mos",
-            "is_repeat", "problems")  # fmt: skip
-
-
-def per_batch_sql() -> list[str]:
-    """SQLite: the row triggers replaced by pending rows, and a view whose insert flushes them."""
-    columns = ", ".join(_PENDING)
-
-    def note(row: str, sign: int) -> str:
-        values = ", ".join(f"{row}.{c}" for c in _PENDING)
-        return f"INSERT INTO rollup_pending ({columns}, sign) VALUES ({values}, {sign})"
-
-    flush = ";\n".join(
-        [*rollups.aggregate_statements("rollup_pending", SQLITE), "DELETE FROM rollup_pending"]
-    )
-    repeats = later_repeats("new", SQLITE)  # the same repeat flags
-    return [
-        "DROP TRIGGER calls_rollup_insert",
-        "DROP TRIGGER calls_rollup_update",
-        f"CREATE TABLE rollup_pending ({columns}, sign INTEGER NOT NULL)",
-        "CREATE VIEW rollup_flush AS SELECT 0 AS n",
-        f"CREATE TRIGGER calls_rollup_insert AFTER INSERT ON calls BEGIN {note('new', 1)}; "
-        f"{repeats}; END",
-        f"CREATE TRIGGER calls_rollup_update AFTER UPDATE ON calls BEGIN {note('old', -1)}; "
-        f"{note('new', 1)}; END",
-        f"CREATE TRIGGER rollup_flush INSTEAD OF INSERT ON rollup_flush BEGIN {flush}; END",
-    ]
-
-
-class PerBatchStore(SQLiteStore):
-    """write_batch in one transaction: the batch's calls, then the one flush of their rollups."""
-
-    def write_batch(self, ops: Sequence[WriteOp]) -> list[SaveResult]:
-        if self._writer is None:
-            self._writer = self._open_writer()
-        conn = self._writer
-        results = [SaveResult.QUARANTINED] * len(ops)
-        conn.execute("BEGIN IMMEDIATE")
-        rest = self._insert_new_calls(conn, ops, results)
-        self._write_one_by_one(conn, ops, rest, results)
-        conn.execute("INSERT INTO rollup_flush VALUES (0)")
-        conn.execute("COMMIT")
-        return results
-
-
-def minute_only_sql() -> list[str]:
-    """SQLite: the row triggers of the minute level only (the coarser tables stay empty)."""
-    minutes = replace(rollups.SPEC, levels={"minute": rollups.LEVELS["minute"]})
-    return [
-        "DROP TRIGGER calls_rollup_insert",
-        "DROP TRIGGER calls_rollup_update",
-        *rollups.sqlite_triggers(minutes),
-    ]
-
-
 @contextmanager
-def fresh_store(
-    database: str | None, triggers: bool, per_batch: bool = False, minute_only: bool = False
-) -> Iterator[Store]:
+def fresh_store(database: str | None, mode: str) -> Iterator[Store]:
+    """``mode``: none (no rollup triggers), late (every call before compacted_until), live."""
     with tempfile.TemporaryDirectory() as tmp:
         if database is None:
             url = f"sqlite:///{Path(tmp) / 'bench.db'}"
@@ -144,28 +85,22 @@ def fresh_store(
             url = f"{database}?options=-csearch_path%3D{schema}"
         store = open_store(Settings(database_url=url, sqlite_synchronous="NORMAL"))
         store.upgrade()
-        if per_batch:
-            store.close()
-            with closing(sqlite3.connect(Path(tmp) / "bench.db")) as lite:
-                for statement in per_batch_sql():
+        statements = {
+            "none": [
+                f"DROP TRIGGER {name}{'' if schema is None else ' ON calls'}"
+                for name in trigger_names(postgres=schema is not None)
+            ],
+            "late": [],  # (a new database starts compaction an hour before now: long after START)
+            "live": [f"UPDATE rollup_state SET compacted_until = {to_epoch_ms(START)}"],
+        }[mode]
+        if schema is None:
+            with closing(sqlite3.connect(Path(tmp) / "bench.db")) as lite, lite:
+                for statement in statements:
                     lite.execute(statement)
-            store = PerBatchStore(Path(tmp) / "bench.db", synchronous="NORMAL")
-        elif minute_only:
-            with closing(sqlite3.connect(Path(tmp) / "bench.db")) as lite:
-                for statement in minute_only_sql():
-                    lite.execute(statement)
-        elif not triggers:
-            drop = [
-                f"DROP TRIGGER {name}" for name in ("calls_rollup_insert", "calls_rollup_update")
-            ]
-            if schema is None:
-                with closing(sqlite3.connect(Path(tmp) / "bench.db")) as lite:
-                    for statement in drop:
-                        lite.execute(statement)
-            else:
-                with psycopg.connect(url, autocommit=True) as conn:
-                    for statement in drop:
-                        conn.execute(f"{statement} ON calls")
+        else:
+            with psycopg.connect(url, autocommit=True) as conn:
+                for statement in statements:
+                    conn.execute(statement)
         try:
             yield store
         finally:
@@ -175,34 +110,46 @@ def fresh_store(
                     conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def rate(store: Store, writes: list[CallWrite], batch: int, level: str = "day") -> float:
-    """Calls per second of ``writes`` in batches; checks ``level``'s rollups hold every call."""
+def total(store: Store, level: str) -> int:
+    with store._snapshot() as conn:
+        (calls,) = conn.execute(
+            f"SELECT coalesce(sum(calls), 0) FROM rollup_{level}_total"
+        ).fetchone()
+    return int(calls)
+
+
+def timed(store: Store, writes: list[CallWrite], batch: int, mode: str) -> tuple[float, float]:
+    """Seconds to write ``writes`` in batches, and to compact them (0 unless live); checks the
+    minutes, and then the days, hold every call."""
     began = time.perf_counter()
     for at in range(0, len(writes), batch):
         store.write_batch(writes[at : at + batch])
-    per_s = len(writes) / (time.perf_counter() - began)
-    with store._snapshot() as conn:
-        (total,) = conn.execute(
-            f"SELECT coalesce(sum(calls), 0) FROM rollup_{level}_total"
-        ).fetchone()
-    if isinstance(store, PerBatchStore) or total:  # (no rollups kept: the baseline)
-        assert total == len(writes), f"{level} rollups hold {total} of {len(writes)} calls"
-    return per_s
+    written = time.perf_counter() - began
+    compacting = 0.0
+    if mode == "live":
+        began = time.perf_counter()
+        store.compact_rollups(to_epoch_ms(START + timedelta(days=2)))
+        compacting = time.perf_counter() - began
+    if mode != "none":
+        for level in ("minute", "day"):
+            got = total(store, level)
+            assert got == len(writes), f"{level} rollups hold {got} of {len(writes)} calls"
+    return written, compacting
 
 
 def measure(args: argparse.Namespace, shape: str) -> None:
     writes = calls(args.calls, seed=5, shape=shape)
-    stores = {"without rollup triggers (baseline)": (False, False, False),
-              "with rollups (callpulse: row triggers)": (True, False, False)}  # fmt: skip
-    if args.database is None:
-        stores["per batch (pending rows, one flush)"] = (True, True, False)
-        stores["row triggers, minute level only"] = (True, False, True)
-    runs: dict[str, list[float]] = {name: [] for name in stores}
+    names = {"without rollup triggers (baseline)": "none",
+             "late calls (every level in the writer)": "late",
+             "callbacks (minutes in the writer)": "live"}  # fmt: skip
+    runs: dict[str, list[float]] = {name: [] for name in [*names, "callbacks, with compaction"]}
     for _ in range(args.rounds):
-        for name, (triggers, per_batch, minute_only) in stores.items():
-            with fresh_store(args.database, triggers, per_batch, minute_only) as store:
-                level = "minute" if minute_only else "day"
-                runs[name].append(rate(store, writes, args.batch, level))
+        for name, mode in names.items():
+            with fresh_store(args.database, mode) as store:
+                written, compacting = timed(store, writes, args.batch, mode)
+            runs[name].append(len(writes) / written)
+            if mode == "live":
+                runs["callbacks, with compaction"].append(len(writes) / (written + compacting))
     backend = "PostgreSQL" if args.database else "SQLite"
     table = Table(
         "store", "calls/s, median", "runs", "/ baseline",

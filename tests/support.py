@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -362,3 +363,31 @@ def sql_rows(store: Store, query: str, params: Sequence[object] = ()) -> list[tu
     with psycopg.connect(store.url) as conn:
         conn.execute("SET TIME ZONE 'UTC'")
         return conn.execute(query, params).fetchall()
+
+
+def sql_execute(store: Store, statement: str, params: Sequence[object] = ()) -> None:
+    """Run and commit ``statement`` (the store's dialect) on a connection of its own."""
+    from callpulse.store.postgres import PostgresStore
+    from callpulse.store.sqlite import SQLiteStore
+
+    if isinstance(store, SQLiteStore):
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(store.path)) as conn, conn:
+            conn.execute(statement, params)
+        return
+    assert isinstance(store, PostgresStore)
+    import psycopg
+
+    with psycopg.connect(store.url, autocommit=True) as conn:
+        conn.execute(statement, params)
+
+
+def compacted_from(store: Store, moment: datetime) -> None:
+    """Put compacted_until of a store that holds no calls yet at ``moment`` (down to a whole
+    minute), as if its database had been created then: calls that start after it reach the
+    minute rollups only, until a compaction."""
+    assert store.count_calls() == 0
+    ms = int(moment.timestamp() * 1000)
+    update = f"UPDATE rollup_state SET compacted_until = {store.dialect.param}"
+    sql_execute(store, update, (ms - ms % 60_000,))

@@ -15,9 +15,11 @@ from callpulse.analytics.models import Totals
 from callpulse.callback import WITHHELD, CallRecord
 from callpulse.config import Settings
 from callpulse.store import Store
+from callpulse.store.dialect import to_epoch_ms
 from callpulse.store.rollups import duration_bin_width
 from tests.analytics import truth
 from tests.analytics.dataset import ACCOUNTS, CALLED, START, generate
+from tests.support import compacted_from
 
 # Ragged edges (seconds) so every level and the raw calls at both ends take part.
 SINCE = START + timedelta(days=1, hours=5, minutes=17, seconds=23)
@@ -194,6 +196,34 @@ def test_rollups_and_raw_calls_give_the_same_answers(
         for name, extra in questions:
             answers = [getattr(a, name)(SINCE, UNTIL, filters, *extra) for a in (fast, raw)]
             assert as_json(answers[0]) == tolerant(as_json(answers[1])), (name, filters)
+
+
+@pytest.mark.parametrize(
+    "created",
+    [SINCE + timedelta(hours=7, minutes=13, seconds=30), UNTIL - timedelta(hours=3, minutes=31)],
+)
+def test_answers_are_the_same_wherever_compaction_stands(store: Store, created: datetime) -> None:
+    """A database created at ``created``: the calls after it are in the minutes only, until
+    compaction sums them into the coarser levels; the answers never change."""
+    compacted_from(store, created)
+    batches, finals = generate()
+    for batch in batches:
+        store.write_batch(batch)
+    fast, raw = Analytics(store, Settings()), Analytics(store, Settings(), use_rollups=False)
+    questions = (("summary", ()), ("timeseries", ("hour",)), ("numbers", ()), ("regions", ()))
+
+    def answers(analytics: Analytics) -> list[Any]:
+        return [
+            as_json(getattr(analytics, name)(SINCE, UNTIL, filters, *extra))
+            for filters, _ in filter_cases(finals)
+            for name, extra in questions
+        ]
+
+    exact = answers(raw)
+    assert answers(fast) == tolerant(exact)
+    for hours in (2, 30, 90):
+        store.compact_rollups(to_epoch_ms(created + timedelta(hours=hours)))
+        assert answers(fast) == tolerant(exact), hours
 
 
 def as_json(value: Any) -> Any:

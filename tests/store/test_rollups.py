@@ -1,5 +1,6 @@
 """Rollups always equal a recomputation from the stored calls, whatever order callbacks,
-retries, corrections and recovered calls arrive in, and after a rebuild."""
+retries, corrections and recovered calls arrive in, wherever compaction stands, and after a
+rebuild: the minutes of every call, the coarser levels of the calls before compacted_until."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from callpulse.config import Settings
 from callpulse.regions import region_of
 from callpulse.store import Store, open_store
 from callpulse.store.base import RECONCILED, CallWrite
+from callpulse.store.dialect import to_epoch_ms
 from callpulse.store.rollups import FAMILIES, LEVELS, METRICS
 from tests.analytics.truth import is_repeat
-from tests.support import BACKENDS, backend_database, sql_rows
+from tests.support import BACKENDS, backend_database, compacted_from, sql_rows
 
 START = datetime(2026, 5, 30, 22, 0, tzinfo=UTC)
 CALLERS = ("+14155550100", "+442079460000", "+33612345678", "sip:a@example.com", WITHHELD)
@@ -77,8 +79,11 @@ def duration_bin(d: int) -> int:  # rollups.DURATION_BIN_SQL, written out
     return d if d < 60 else d // 5 * 5 if d < 600 else d // 60 * 60 if d < 3600 else d // 600 * 600
 
 
-def recompute(calls: list[CallRecord]) -> tuple[dict[Any, Any], dict[Any, int]]:
-    """Every rollup table's rows, keyed by (table, bucket, key columns...)."""
+def recompute(
+    calls: list[CallRecord], compacted_until: int | None = None
+) -> tuple[dict[Any, Any], dict[Any, int]]:
+    """Every rollup table's rows, keyed by (table, bucket, key columns...); the levels above
+    minutes hold only the calls that started before ``compacted_until``."""
     metrics: dict[Any, list[float]] = defaultdict(lambda: [0] * len(METRICS))
     hist: dict[Any, int] = defaultdict(int)
     for call in calls:
@@ -90,6 +95,8 @@ def recompute(calls: list[CallRecord]) -> tuple[dict[Any, Any], dict[Any, int]]:
                   call.mos if rated else 0, rated, is_repeat(call, calls), timed,
                   bool(call.problems)]  # fmt: skip
         for level, size in LEVELS.items():
+            if level != "minute" and compacted_until is not None and ms >= compacted_until:
+                continue
             bucket = ms - ms % size
             for key in (
                 (f"rollup_{level}", bucket, call.account_sid, call.to_number,
@@ -131,7 +138,7 @@ def stored_rollups(store: Store) -> tuple[dict[Any, Any], dict[Any, int]]:
 
 def assert_rollups_match(store: Store) -> None:
     calls = [stored.record for stored in store.iter_calls()]
-    want_metrics, want_hist = recompute(calls)
+    want_metrics, want_hist = recompute(calls, store.rollups_compacted_until())
     got_metrics, got_hist = stored_rollups(store)
     assert got_hist == want_hist
     assert got_metrics.keys() == want_metrics.keys()
@@ -155,21 +162,39 @@ def fresh_store(backend: str) -> Iterator[Store]:
 @given(
     plan=st.lists(write, min_size=1, max_size=40),
     cuts=st.lists(st.integers(1, 10)),
+    created_minute=st.one_of(st.none(), st.integers(0, 3 * 24 * 60)),
+    compactions=st.lists(st.one_of(st.none(), st.integers(0, 3 * 24 * 60))),
     prune_minute=st.integers(0, 4 * 24 * 60),
 )
 def test_rollups_equal_recomputation(
-    backend: str, plan: list[dict[str, Any]], cuts: list[int], prune_minute: int
+    backend: str,
+    plan: list[dict[str, Any]],
+    cuts: list[int],
+    created_minute: int | None,
+    compactions: list[int | None],
+    prune_minute: int,
 ) -> None:
+    """``created_minute``: compacted_until as a database created then has it (None: created
+    now, every call is late); after each batch, a compaction up to a minute, or none."""
     writes = to_writes(plan)
     with fresh_store(backend) as store:
-        at = 0
+        if created_minute is not None:
+            compacted_from(store, START + timedelta(minutes=created_minute))
+        at, rounds = 0, iter(compactions)
         for size in [*cuts, len(writes)]:
             if at < len(writes):
                 store.write_batch(writes[at : at + size])
                 at += size
-        assert_rollups_match(store)
+                if (minute := next(rounds, None)) is not None:
+                    store.compact_rollups(to_epoch_ms(START + timedelta(minutes=minute)))
+                assert_rollups_match(store)
         store.rebuild_rollups()
         assert_rollups_match(store)
+        if compactions:  # compacted past every call, each level holds every call
+            until = store.compact_rollups(to_epoch_ms(START + timedelta(days=5)))
+            assert until >= to_epoch_ms(START + timedelta(days=5))
+            assert store.rollups_compacted_until() == until
+            assert_rollups_match(store)
         # Pruning keeps the rollups of what it removes; a rebuild afterwards keeps them too.
         before = stored_rollups(store)
         store.prune(START + timedelta(minutes=prune_minute))

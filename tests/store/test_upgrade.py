@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,29 @@ def test_upgrade_keeps_calls_and_builds_rollups(backend: str, tmp_path: Path) ->
         check_upgraded(store)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_upgrade_starts_compaction_after_every_stored_call(backend: str, tmp_path: Path) -> None:
+    """Before 0008 every level held every call: compaction starts after the last one, even one
+    that starts in the future, so no minute is summed into the coarser levels twice."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    recent, ahead = now - timedelta(minutes=10), now + timedelta(days=2, seconds=7)
+    calls = [*old_calls(), *(replace(old_calls()[0], call_sid=sid, started_at=moment)
+                             for sid, moment in (("CA8", recent), ("CA9", ahead)))]  # fmt: skip
+    with backend_database(backend, tmp_path) as url:
+        store = open_store(Settings(database_url=url))
+        first_schema(store, calls)
+        store.upgrade()
+        ms = to_epoch_ms(ahead)
+        assert store.rollups_compacted_until() == ms - ms % 60_000 + 60_000
+        assert_rollups_match(store)
+        late = replace(old_calls()[1], call_sid="CA10", started_at=now)
+        assert store.write_batch([CallWrite(late, now)]) == [SaveResult.INSERTED]
+        (day,) = sql_rows(store, "SELECT sum(calls) FROM rollup_day_total")[0]
+        assert day == len(calls) + 1  # before compacted_until: every level at once
+        assert_rollups_match(store)
+        store.close()
+
+
 def many_calls(seed: int) -> list[CallRecord]:
     """Calls of a few callers close enough in time that many are repeats: some exactly 24 h
     apart or starting at the same moment, withheld and SIP callers among them."""
@@ -157,7 +181,8 @@ def rollup_keys(store: Any) -> list[tuple[str, str]]:
         columns = sql_rows(
             store,
             "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p "
-            "WHERE m.type = 'table' AND m.name LIKE 'rollup%' AND p.pk > 0 ORDER BY m.name, p.pk",
+            "WHERE m.type = 'table' AND m.name LIKE 'rollup%' AND m.name <> 'rollup_state' "
+            "AND p.pk > 0 ORDER BY m.name, p.pk",
         )
         keys: dict[str, list[str]] = {}
         for table, column in columns:
@@ -166,7 +191,8 @@ def rollup_keys(store: Any) -> list[tuple[str, str]]:
     return sql_rows(
         store,
         "SELECT tablename, substring(indexdef FROM 'btree \\((.*)$') FROM pg_indexes "
-        "WHERE schemaname = current_schema() AND tablename LIKE 'rollup%%' ORDER BY 1",
+        "WHERE schemaname = current_schema() AND tablename LIKE 'rollup%%' "
+        "AND tablename <> 'rollup_state' ORDER BY 1",
     )
 
 

@@ -8,18 +8,33 @@ from callpulse.store.rollups import LEVELS
 __all__ = ["RAW", "Segment", "plan"]
 
 
-def plan(start_ms: int, end_ms: int, finest_bucket_ms: int | None = None) -> list[Segment]:
+def plan(
+    start_ms: int,
+    end_ms: int,
+    finest_bucket_ms: int | None = None,
+    compacted_until_ms: int | None = None,
+) -> list[Segment]:
     """Cover [start_ms, end_ms) with as few, as coarse rollup buckets as fit whole, coarsest
     first, and raw calls at the ragged edges. ``finest_bucket_ms`` caps the level size, for
-    results grouped by buckets of that size."""
+    results grouped by buckets of that size. From ``compacted_until_ms`` (a whole minute) on
+    only minutes hold the calls."""
     levels = [
         (name, size)
         for name, size in sorted(LEVELS.items(), key=lambda item: -item[1])
         if finest_bucket_ms is None or size <= finest_bucket_ms
     ]
+    split = end_ms if compacted_until_ms is None else max(start_ms, min(end_ms, compacted_until_ms))
     segments: list[Segment] = []
-    _cover(start_ms, end_ms, levels, segments)
-    return segments
+    _cover(start_ms, split, levels, segments)
+    _cover(split, end_ms, levels[-1:], segments)
+    merged: list[Segment] = []
+    for segment in segments:  # (the minutes either side of the split: one segment)
+        last = merged[-1] if merged else None
+        if last and last.source == segment.source and last.end_ms == segment.start_ms:
+            merged[-1] = Segment(last.source, last.start_ms, segment.end_ms)
+        else:
+            merged.append(segment)
+    return merged
 
 
 def _cover(lo: int, hi: int, levels: list[tuple[str, int]], out: list[Segment]) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from callpulse.analytics.models import Filters
@@ -41,10 +42,14 @@ class RangeQuery:
     def _raw(self) -> list[Segment]:
         return [Segment(RAW, self.start_ms, self.end_ms)]
 
+    @functools.cached_property
+    def _compacted_until(self) -> int:
+        return self.store.rollups_compacted_until()
+
     def _segments(self, finest_bucket_ms: int | None = None) -> list[Segment]:
         if self.filters.caller is not None or not self.use_rollups:  # rollups know no callers
             return self._raw()
-        return plan(self.start_ms, self.end_ms, finest_bucket_ms)
+        return plan(self.start_ms, self.end_ms, finest_bucket_ms, self._compacted_until)
 
     def _hist_segments(self) -> list[Segment]:
         # rollup histograms know no region (and no caller)

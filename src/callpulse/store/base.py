@@ -120,6 +120,11 @@ class Store(RollupReads):
         """Recompute repeat flags and rollups from the stored calls (writes wait meanwhile)."""
 
     @abc.abstractmethod
+    def compact_rollups(self, until_ms: int) -> int:
+        """Add the finished minutes before ``until_ms`` to the coarser rollup levels; return
+        the new compacted_until."""
+
+    @abc.abstractmethod
     def write_batch(self, ops: Sequence[WriteOp]) -> list[SaveResult]: ...
 
     quarantine_max_body_bytes: int  # each entry's stored body is cut to this

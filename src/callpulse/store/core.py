@@ -156,6 +156,23 @@ class SqlStore(Store):
     def ping(self) -> None:
         self._rows("SELECT count(*) FROM migrations")
 
+    def compact_rollups(self, until_ms: int) -> int:
+        """Sum the minutes before ``until_ms`` (down to a whole minute) that are not yet in the
+        coarser levels into them; return compacted_until as it then stands."""
+        minute, p = rollups.LEVELS["minute"], self.dialect.param
+        until = until_ms - until_ms % minute
+        with self._transaction() as conn:
+            # (PostgreSQL: waits for the writers that read the row, and they for this)
+            (since,) = conn.execute(
+                f"SELECT compacted_until FROM rollup_state{self.dialect.for_update}"
+            ).fetchone()
+            if until <= since:
+                return int(since)
+            conn.execute(f"UPDATE rollup_state SET compacted_until = {p}", (until,))
+            for statement in rollups.compact_statements(self.dialect):
+                conn.execute(statement, (since, until))
+        return until
+
     def rebuild_rollups(self) -> None:
         with self._transaction() as conn:
             if self.dialect.calls_lock:

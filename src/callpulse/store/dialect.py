@@ -85,6 +85,7 @@ class Dialect:
     migration_lock: str | None
     calls_lock: str | None
     round_lock: str | None  # taken if free (true) or not (false): one alert round at a time
+    for_update: str  # what a SELECT adds to lock its rows until the transaction ends
     history_keys: str  # call_history's columns before a version's own ones
     stored_ms: Callable[[Any], int]  # a stored call time as epoch ms
     # Whether a failed write means the database refuses the data (retrying will not help);
@@ -131,6 +132,7 @@ SQLITE = Dialect(
     migration_lock=None,  # BEGIN IMMEDIATE
     calls_lock=None,
     round_lock=None,  # BEGIN IMMEDIATE: a racing round waits, then sees what the other stored
+    for_update="",  # (BEGIN IMMEDIATE holds the write lock already)
     history_keys="",
     stored_ms=int,
     refuses=_sqlite_refuses,
@@ -166,6 +168,7 @@ POSTGRES = Dialect(
     migration_lock=f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})",
     calls_lock="LOCK TABLE calls IN EXCLUSIVE MODE",  # reads go on, writes wait
     round_lock=f"SELECT pg_try_advisory_xact_lock({ALERT_ROUND_LOCK})",
+    for_update=" FOR UPDATE",
     history_keys="account_sid, ",  # (PostgreSQL's call_history holds the account too)
     stored_ms=to_epoch_ms,
     refuses=_postgres_refuses,

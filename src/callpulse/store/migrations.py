@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from callpulse.store import alerts, backfill, rollup_migrations, rollups
+from callpulse.store import alerts, backfill, rollup_migrations, rollup_triggers, rollups
 from callpulse.store.dialect import POSTGRES, SQLITE
 from callpulse.store.migrating import Migration, Step, run_step
 
@@ -139,7 +139,7 @@ SQLITE_MIGRATIONS = (
             "CREATE INDEX call_history_by_call ON call_history (call_id)",
             *rollups.tables(SQLITE, rollups.SPEC_0002),
             *rollups.build_statements(SQLITE, rollups.SPEC_0002),
-            *rollups.sqlite_triggers(rollups.SPEC_0002),
+            *rollup_triggers.sqlite_triggers(rollups.SPEC_0002),
         ),
     ),
 )
@@ -227,7 +227,7 @@ POSTGRES_MIGRATIONS = (
             "CREATE INDEX calls_by_caller ON calls (from_number, started_at)",
             *rollups.tables(POSTGRES, rollups.SPEC_0002),
             *rollups.build_statements(POSTGRES, rollups.SPEC_0002),
-            *rollups.postgres_triggers(rollups.SPEC_0002),
+            *rollup_triggers.postgres_triggers(rollups.SPEC_0002),
         ),
     ),
 )
@@ -277,7 +277,7 @@ SQLITE_MIGRATIONS = (
             *rollup_migrations.metric_columns_0003(SQLITE),
             "DROP TRIGGER calls_rollup_insert",
             "DROP TRIGGER calls_rollup_update",
-            *rollups.sqlite_triggers(rollups.SPEC_0003),
+            *rollup_triggers.sqlite_triggers(rollups.SPEC_0003),
         ),
     ),
 )
@@ -295,7 +295,7 @@ POSTGRES_MIGRATIONS = (
             "DROP TRIGGER calls_rollup_update ON calls",
             "DROP FUNCTION calls_rollup_insert()",
             "DROP FUNCTION calls_rollup_update()",
-            *rollups.postgres_triggers(rollups.SPEC_0003),
+            *rollup_triggers.postgres_triggers(rollups.SPEC_0003),
             "CREATE TABLE calls_default PARTITION OF calls DEFAULT",
         ),
     ),
@@ -339,7 +339,7 @@ POSTGRES_MIGRATIONS = (
 
 # A week level, so a 30-day range reads about a dozen buckets; per-number histograms keyed by
 # number first, so one number's histogram over a range is one contiguous read.
-_TRIGGERS = ("calls_rollup_insert", "calls_rollup_update")
+_TRIGGERS = rollup_triggers.TRIGGERS
 SQLITE_MIGRATIONS = (
     *SQLITE_MIGRATIONS,
     Migration(
@@ -347,7 +347,7 @@ SQLITE_MIGRATIONS = (
         (
             *(f"DROP TRIGGER {name}" for name in _TRIGGERS),
             *rollup_migrations.week_and_number_first(SQLITE),
-            *rollups.sqlite_triggers(),
+            *rollup_triggers.sqlite_triggers(rollups.SPEC_0006),
         ),
     ),
 )
@@ -359,7 +359,7 @@ POSTGRES_MIGRATIONS = (
             *(f"DROP TRIGGER {name} ON calls" for name in _TRIGGERS),
             *(f"DROP FUNCTION {name}()" for name in _TRIGGERS),
             *rollup_migrations.week_and_number_first(POSTGRES),
-            *rollups.postgres_triggers(),
+            *rollup_triggers.postgres_triggers(rollups.SPEC_0006),
         ),
     ),
 )
@@ -369,4 +369,30 @@ POSTGRES_MIGRATIONS = (
 POSTGRES_MIGRATIONS = (
     *POSTGRES_MIGRATIONS,
     Migration("0007_covering_rollup_keys", tuple(rollup_migrations.covering_keys(POSTGRES))),
+)
+
+# The writer upserts minutes only; the coarser levels take the finished minutes from a
+# compaction, and calls that started before it directly (rollup_state.compacted_until).
+SQLITE_MIGRATIONS = (
+    *SQLITE_MIGRATIONS,
+    Migration(
+        "0008_compacted_rollups",
+        (
+            *(f"DROP TRIGGER {name}" for name in _TRIGGERS),
+            *rollup_migrations.compaction_state(SQLITE),
+            *rollup_triggers.sqlite_triggers(),
+        ),
+    ),
+)
+POSTGRES_MIGRATIONS = (
+    *POSTGRES_MIGRATIONS,
+    Migration(
+        "0008_compacted_rollups",
+        (
+            *(f"DROP TRIGGER {name} ON calls" for name in _TRIGGERS),
+            *(f"DROP FUNCTION {name}()" for name in _TRIGGERS),
+            *rollup_migrations.compaction_state(POSTGRES),
+            *rollup_triggers.postgres_triggers(),
+        ),
+    ),
 )

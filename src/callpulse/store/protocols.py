@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 class AnalyticsReads(Protocol):
     """The typed questions of analytics (``store/reads.py``) and the quarantine's pages."""
 
+    def rollups_compacted_until(self) -> int: ...
+
     def counters(self, segments: Sequence[Segment], f: CallFilter) -> Counters: ...
 
     def counters_by(

@@ -124,6 +124,10 @@ class RollupReads(abc.ABC):
     def _locate_call(self, account_sid: str, call_sid: str) -> tuple[str, list[Any]]:
         """``FROM calls c ... WHERE ...`` finding one call by its key, and its parameters."""
 
+    def rollups_compacted_until(self) -> int:
+        """Epoch ms from which on only the minute rollups hold the calls (``plan.py``)."""
+        return int(self._rows("SELECT compacted_until FROM rollup_state")[0][0])
+
     # -- sources ------------------------------------------------------------------------------
 
     def _source(

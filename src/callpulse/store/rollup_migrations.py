@@ -3,8 +3,14 @@ database from one ``Spec`` to the next (the tables of a new database come from `
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Any
+
 from callpulse.store.dialect import Dialect
 from callpulse.store.rollups import (
+    COMPACT_LAG_MS,
+    LEVELS,
     SPEC,
     SPEC_0002,
     SPEC_0003,
@@ -76,3 +82,22 @@ def covering_keys(dialect: Dialect) -> list[str]:
             f"ALTER TABLE {table} ADD {primary_key(family, dialect)}",
         ]
     return statements
+
+
+def compaction_state(dialect: Dialect) -> list[str | Callable[[Any], None]]:
+    """From SPEC_0007 to SPEC (migration 0008; the triggers are the caller's): every level holds
+    every call so far, so compaction starts after the last minute any call is in (or where it
+    would have stood by the clock, when that is later)."""
+    minute = LEVELS["minute"]
+
+    def start(conn: Any) -> None:
+        (last,) = conn.execute("SELECT max(bucket) FROM rollup_minute_total").fetchone()
+        by_clock = int(time.time() * 1000) - COMPACT_LAG_MS
+        since = max(by_clock - by_clock % minute, -1 if last is None else int(last) + minute)
+        conn.execute(f"INSERT INTO rollup_state (id, compacted_until) VALUES (1, {since})")
+
+    return [
+        f"CREATE TABLE rollup_state (id integer PRIMARY KEY CHECK (id = 1), "
+        f"compacted_until {dialect.int_type} NOT NULL)",
+        start,
+    ]

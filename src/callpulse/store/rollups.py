@@ -1,4 +1,4 @@
-"""Rollups: per-bucket counters and histograms kept in step with ``calls`` by triggers.
+"""Rollups: per-bucket counters and histograms of ``calls``, one description for both backends.
 
 Four levels (minute, hour, day, week), each with five tables (see ``FAMILIES``):
 - ``rollup_<level>``: per (bucket, account, called number, caller region) counts by status,
@@ -11,11 +11,14 @@ Four levels (minute, hour, day, week), each with five tables (see ``FAMILIES``):
 - ``rollup_<level>_number``: the counters per (account, called number), number first, so a
   question about one number reads one row per bucket.
 
-Triggers add every inserted call and move updated ones (old out, new in), inside the writing
-transaction, so rollups always equal a recomputation from ``calls``; pruning calls keeps their
-rollups. SQLite runs them per row (cheap compiled statements); PostgreSQL per statement over the
-transition tables (one aggregate upsert per table and batch). Buckets are epoch milliseconds in
-both backends, so queries over rollups are the same SQL on SQLite and PostgreSQL.
+Triggers (``rollup_triggers.py``) add every inserted call and move updated ones (old out, new
+in), inside the writing transaction. Minutes always; the coarser levels only for calls that
+started before ``rollup_state.compacted_until``: the minutes after it are summed into them
+later, once finished (``compact_statements``), so the writer's transaction upserts a quarter of
+the rows. Hence the invariant, on both backends: every minute table equals a recomputation from
+``calls``; every coarser table equals the sum of its family's minutes before compacted_until
+(``plan.py`` reads minutes after it). Pruning calls keeps their rollups. Buckets are epoch
+milliseconds in both backends, so queries over rollups are the same SQL on SQLite and PostgreSQL.
 
 ``SPEC`` is the one description of it all (levels, families, metrics); ``SPEC_0002``,
 ``SPEC_0003`` and ``SPEC_0006`` are what those migrations created, so an old migration's SQL
@@ -27,8 +30,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from callpulse.store.dialect import POSTGRES, REPEAT_WINDOW_MS, SQLITE, Dialect
-from callpulse.store.repeats import later_repeats, repeat_flag
+from callpulse.store.dialect import REPEAT_WINDOW_MS, Dialect
+from callpulse.store.repeats import repeat_flag
 
 # A week (epoch-aligned: weeks start on Thursdays, like the epoch) lets a 30-day range read a
 # dozen buckets instead of thirty; time series still bucket by minute, hour or day.
@@ -131,13 +134,28 @@ class Spec:
     families: tuple[Family, ...]
     metrics: tuple[str, ...]
     covering: bool = False  # primary keys that include the values, where the dialect has them
+    compacted: bool = False  # coarser levels summed from minutes before compacted_until
 
     def tables(self) -> list[tuple[str, Family]]:
         return [(level, family) for level in self.levels for family in self.families]
 
+    def split(self) -> tuple[Spec, Spec]:
+        """The finest level alone, and the coarser ones (what the triggers keep when)."""
+        first, *rest = self.levels
+        return (
+            replace(self, levels={first: self.levels[first]}),
+            replace(self, levels={level: self.levels[level] for level in rest}),
+        )
+
 
 SPEC_0006 = Spec(LEVELS, FAMILIES, METRICS)
-SPEC = replace(SPEC_0006, covering=True)
+SPEC_0007 = replace(SPEC_0006, covering=True)
+SPEC = replace(SPEC_0007, compacted=True)
+# How far behind the clock compaction stays: a call that started earlier and arrives late (a
+# retried callback, a reconciled call) costs the writer every level; callbacks come seconds
+# after their Timestamp, so nearly all of them fall after it.
+COMPACT_LAG_MS = LEVELS["hour"]
+COMPACTED_UNTIL = "(SELECT compacted_until FROM rollup_state)"
 # What migrations 0002 (the first seven metrics) and 0003 (the rest) created: three levels, every
 # primary key bucket first. 0006 added the week and the per-number counters, and put the
 # per-number histograms number first.
@@ -183,19 +201,45 @@ def tables(dialect: Dialect, spec: Spec = SPEC) -> list[str]:
 
 
 def summed(
-    level: str, family: Family, dialect: Dialect, source: str, since: str = "0", spec: Spec = SPEC
+    level: str,
+    family: Family,
+    dialect: Dialect,
+    source: str,
+    since: str = "0",
+    spec: Spec = SPEC,
+    until: str | None = None,
+    adding: bool = False,
 ) -> str:
     """Fill ``family`` at ``level`` with the sums of ``source``'s buckets from ``since``'s bucket
-    of this level on (a table of finer or equal buckets with these keys or more): exact, since
-    rollups are sums, and it keeps what pruned calls left there."""
+    of this level on (before ``until``, when given; a table of finer or equal buckets with these
+    keys or more): exact, since rollups are sums, and it keeps what pruned calls left there.
+    ``adding``: into rows that may exist already (compaction), else into none."""
     keys, values = family.key_columns(dialect), value_columns(family, spec.metrics)
     size = spec.levels[level]  # (integer division on both backends; buckets are >= 0)
-    picked = [f"bucket / {size} * {size}", *keys[1:], *(f"sum({v})" for v in values)]
+    # Compaction runs while no writer does (rollup_state's lock): every backend's slot into
+    # one, so the coarser levels hold a row per key, not one per process that ever wrote.
+    grouped = ["0" if adding and key == "slot" else key for key in keys[1:]]
+    picked = [f"bucket / {size} * {size}", *grouped, *(f"sum({v})" for v in values)]
+    # (compaction adds whole minutes from ``since`` exactly; a build starts at a whole bucket)
+    where = f"bucket >= {since}" if adding else f"bucket >= {since} / {size} * {size}"
     return (
         f"INSERT INTO {family.table(level)} ({', '.join([*keys, *values])}) "
-        f"SELECT {', '.join(picked)} FROM {source} WHERE bucket >= {since} / {size} * {size} "
-        f"GROUP BY {', '.join(map(str, range(1, len(keys) + 1)))}"
+        f"SELECT {', '.join(picked)} FROM {source} WHERE {where}"
+        + (f" AND bucket < {until}" if until is not None else "")
+        + f" GROUP BY {', '.join(map(str, range(1, len(keys) + 1)))}"
+        + (" " + _upsert(family.table(level), keys, values) if adding else "")
     )
+
+
+def compact_statements(dialect: Dialect, spec: Spec = SPEC) -> list[str]:
+    """Add the minutes in [since, until) (two parameters each, epoch ms, whole minutes) to every
+    coarser table of their family: what moves compacted_until from since to until."""
+    live, coarser = spec.split()
+    (minute,), p = live.levels, dialect.param
+    return [
+        summed(level, family, dialect, family.table(minute), p, spec, until=p, adding=True)
+        for level, family in coarser.tables()
+    ]
 
 
 def _finest(family: Family, spec: Spec) -> Family:
@@ -217,8 +261,11 @@ def build_statements(dialect: Dialect, spec: Spec = SPEC, since: str = "0") -> l
         for family in sorted(spec.families, key=lambda f: f not in finest):  # finest first
             if family in finest:
                 if finer is not None:
+                    # (minutes after compacted_until are not the coarser levels' yet; finer
+                    # levels then hold none of them)
+                    until = COMPACTED_UNTIL if spec.compacted and finer == first else None
                     source = family.table(finer)
-                    statements.append(summed(level, family, dialect, source, since, spec))
+                    statements.append(summed(level, family, dialect, source, since, spec, until))
             else:
                 source = _finest(family, spec).table(level)
                 statements.append(summed(level, family, dialect, source, since, spec))
@@ -287,43 +334,6 @@ def aggregate_statements(
     """Add every row of ``source`` (calls columns plus ``sign``: 1 adds, -1 removes)."""
     slot = [slot_value or dialect.slot or ""] if dialect.slot else []
     return _upserts("c", dialect, lambda e: f"sum(c.sign * ({e}))", f" FROM {source} c", slot, spec)
-
-
-def sqlite_triggers(spec: Spec = SPEC) -> list[str]:
-    add = ";\n".join(row_statements("new", 1, SQLITE, spec))
-    remove = ";\n".join(row_statements("old", -1, SQLITE, spec))
-    return [
-        f"CREATE TRIGGER calls_rollup_insert AFTER INSERT ON calls BEGIN\n{add};\n"
-        f"{later_repeats('new', SQLITE)};\nEND",
-        f"CREATE TRIGGER calls_rollup_update AFTER UPDATE ON calls BEGIN\n{remove};\n{add};\nEND",
-    ]
-
-
-def postgres_triggers(spec: Spec = SPEC) -> list[str]:
-    inserted = "(SELECT n.*, 1 AS sign FROM new_rows n)"
-    moved = "(SELECT o.*, -1 AS sign FROM old_rows o UNION ALL SELECT n.*, 1 FROM new_rows n)"
-    add = ";\n".join(aggregate_statements(inserted, POSTGRES, spec=spec))
-    move = ";\n".join(aggregate_statements(moved, POSTGRES, spec=spec))
-    return [
-        # Without statistics on the transition table the planner would hash it and scan all of
-        # calls for the repeat update; nested index lookups cost a few per inserted call.
-        f"""CREATE FUNCTION calls_rollup_insert() RETURNS trigger LANGUAGE plpgsql
-SET enable_hashjoin = off SET enable_mergejoin = off AS $$
-BEGIN
-{add};
-{later_repeats("n", POSTGRES, " FROM new_rows n")};
-RETURN NULL;
-END $$""",
-        f"""CREATE FUNCTION calls_rollup_update() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-{move};
-RETURN NULL;
-END $$""",
-        "CREATE TRIGGER calls_rollup_insert AFTER INSERT ON calls REFERENCING NEW TABLE AS "
-        "new_rows FOR EACH STATEMENT EXECUTE FUNCTION calls_rollup_insert()",
-        "CREATE TRIGGER calls_rollup_update AFTER UPDATE ON calls REFERENCING OLD TABLE AS "
-        "old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION calls_rollup_update()",
-    ]
 
 
 def rebuild_statements(dialect: Dialect, spec: Spec = SPEC) -> list[str]:

@@ -26,6 +26,7 @@ from callpulse.ingest.writer import BatchWriter
 from callpulse.logs import configure_logging
 from callpulse.reconcile import PeriodicReconcile
 from callpulse.store import open_store
+from callpulse.store.compaction import PeriodicCompaction
 from callpulse.web import health, http
 from callpulse.web.access_log import AccessLog
 from callpulse.web.api import create_api
@@ -65,6 +66,7 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
     analytics = Analytics(store, settings)
     access_log = AccessLog(settings.access_log_per_s)
     alerting = PeriodicAlerts.from_settings(store, analytics, settings)
+    compaction = PeriodicCompaction(store)
     migration = Migration(store, writer)
     api = create_api(analytics, access, settings.alerts)
     api.add_middleware(WaitForSchema, migration=migration)
@@ -78,6 +80,7 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
                 reconciler.start(writer, loop)
             if alerting is not None:
                 alerting.start()
+            compaction.start()
 
         migration.then = start_background
         writer.start()
@@ -100,6 +103,7 @@ def create_app(settings: Settings, allow_unsigned: bool = False) -> Starlette:
                 await asyncio.to_thread(reconciler.stop)
             if alerting is not None:
                 await asyncio.to_thread(alerting.stop)
+            await asyncio.to_thread(compaction.stop)
             writer.stop()
             store.close()
 

@@ -1,0 +1,53 @@
+"""``serve``'s rollup compaction: every ``interval_s`` the minutes that finished more than
+COMPACT_LAG_MS ago are summed into the coarser levels, on a thread of its own, off the ingest
+path (the writer's transactions upsert minutes only). Every process may run one: the
+rollup_state row lets one compaction through at a time, the others find nothing left to do."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from callpulse.errors import CallpulseError
+from callpulse.store.base import Store
+from callpulse.store.rollups import COMPACT_LAG_MS
+
+log = logging.getLogger("callpulse.rollups")
+COMPACT_INTERVAL_S = 60.0
+
+
+class PeriodicCompaction:
+    def __init__(
+        self,
+        store: Store,
+        interval_s: float = COMPACT_INTERVAL_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store, self.interval_s, self.clock = store, interval_s, clock
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="callpulse-compaction", daemon=True)
+
+    def compact(self) -> int:
+        """One round; returns compacted_until as it then stands."""
+        return self.store.compact_rollups(int(self.clock() * 1000) - COMPACT_LAG_MS)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:  # the first round at once: a server down for a while catches up first
+            try:
+                self.compact()
+            except CallpulseError as exc:
+                log.warning("rollup compaction failed, next try in %s s: %s", self.interval_s, exc)
+            except Exception:  # a bug must not end the rounds, nor pass unseen
+                log.exception("rollup compaction failed")
+            if self._stopping.wait(self.interval_s):
+                return
