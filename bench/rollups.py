@@ -32,6 +32,7 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
+from callpulse.analytics import Analytics, Filters
 from callpulse.callback import CallRecord
 from callpulse.config import Settings
 from callpulse.store import Store, open_store
@@ -118,23 +119,35 @@ def total(store: Store, level: str) -> int:
     return int(calls)
 
 
-def timed(store: Store, writes: list[CallWrite], batch: int, mode: str) -> tuple[float, float]:
-    """Seconds to write ``writes`` in batches, and to compact them (0 unless live); checks the
-    minutes, and then the days, hold every call."""
+def summary_ms(store: Store) -> float:
+    """Median time of a summary (with the previous period) of the two days the calls are in."""
+    analytics = Analytics(store, Settings())
+    times = []
+    for _ in range(7):
+        began = time.perf_counter()
+        analytics.summary(START - timedelta(days=1), START + timedelta(days=1), Filters())
+        times.append(time.perf_counter() - began)
+    return statistics.median(times) * 1000
+
+
+def timed(store: Store, writes: list[CallWrite], batch: int, mode: str) -> dict[str, float]:
+    """Seconds to write ``writes`` in batches and, live, to compact them, with a summary's time
+    before and after that; checks the minutes, and then the days, hold every call."""
     began = time.perf_counter()
     for at in range(0, len(writes), batch):
         store.write_batch(writes[at : at + batch])
-    written = time.perf_counter() - began
-    compacting = 0.0
+    times = {"written": time.perf_counter() - began}
     if mode == "live":
+        times["read before"] = summary_ms(store)
         began = time.perf_counter()
         store.compact_rollups(to_epoch_ms(START + timedelta(days=2)))
-        compacting = time.perf_counter() - began
+        times["compacting"] = time.perf_counter() - began
+        times["read after"] = summary_ms(store)
     if mode != "none":
         for level in ("minute", "day"):
             got = total(store, level)
             assert got == len(writes), f"{level} rollups hold {got} of {len(writes)} calls"
-    return written, compacting
+    return times
 
 
 def measure(args: argparse.Namespace, shape: str) -> None:
@@ -143,13 +156,17 @@ def measure(args: argparse.Namespace, shape: str) -> None:
              "late calls (every level in the writer)": "late",
              "callbacks (minutes in the writer)": "live"}  # fmt: skip
     runs: dict[str, list[float]] = {name: [] for name in [*names, "callbacks, with compaction"]}
+    reads: dict[str, list[float]] = {"read before": [], "read after": []}
     for _ in range(args.rounds):
         for name, mode in names.items():
             with fresh_store(args.database, mode) as store:
-                written, compacting = timed(store, writes, args.batch, mode)
-            runs[name].append(len(writes) / written)
+                times = timed(store, writes, args.batch, mode)
+            runs[name].append(len(writes) / times["written"])
             if mode == "live":
-                runs["callbacks, with compaction"].append(len(writes) / (written + compacting))
+                whole = times["written"] + times["compacting"]
+                runs["callbacks, with compaction"].append(len(writes) / whole)
+                for key, values in reads.items():
+                    values.append(times[key])
     backend = "PostgreSQL" if args.database else "SQLite"
     table = Table(
         "store", "calls/s, median", "runs", "/ baseline",
@@ -161,6 +178,11 @@ def measure(args: argparse.Namespace, shape: str) -> None:
         table.add_row(name, f"{median:,.0f}", ", ".join(f"{r:,.0f}" for r in values),
                       f"{median / baseline:.2f}")  # fmt: skip
     Console().print(table)
+    before, after = (statistics.median(values) for values in reads.values())
+    Console().print(
+        f"summary of their two days: {before:.1f} ms before compaction (minutes), "
+        f"{after:.1f} ms after (hours): {before / after:.2f}x"
+    )
 
 
 def main() -> None:

@@ -111,6 +111,13 @@ QUARANTINE_SHED = Counter(
     "Rejected requests not kept in quarantine: the writer's buffer for them was full",
     registry=REGISTRY,
 )
+COMPACTED_UNTIL = Gauge(
+    "callpulse_rollups_compacted_until_seconds",
+    "Up to when the hour, day and week rollups hold the calls (epoch seconds); after it the "
+    "minute rollups only, until compaction: about an hour behind the clock",
+    multiprocess_mode="max",
+    registry=REGISTRY,
+)
 DATABASE_UP = Gauge(
     "callpulse_database_up",
     "1 when the last database write succeeded",

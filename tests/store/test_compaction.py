@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from callpulse import metrics
 from callpulse.callback import CallRecord
 from callpulse.config import Settings
 from callpulse.store import Store, open_store
@@ -47,12 +48,23 @@ def test_finished_minutes_are_summed_once(store: Store) -> None:
     later = PeriodicCompaction(store, clock=lambda: (now + timedelta(hours=2)).timestamp())
     compacted = later.compact()
     assert compacted == store.rollups_compacted_until() > to_epoch_ms(now)
+    assert (
+        metrics.REGISTRY.get_sample_value("callpulse_rollups_compacted_until_seconds")
+        == compacted / 1000
+    )
     assert hour_calls(store) == 30
     assert later.compact() == compacted and hour_calls(store) == 30  # nothing twice
     # A call that starts before compacted_until arrives late: every level takes it at once.
     store.write_batch([call(99, now - timedelta(minutes=3))])
     assert hour_calls(store) == 31
     assert_rollups_match(store)
+
+
+def test_a_call_not_compacted_yet_is_found_without_its_account(store: Store) -> None:
+    now = datetime.now(UTC)
+    store.write_batch([call(1, now)])
+    found = store.find_call(f"CA{1:032x}")
+    assert found is not None and found.account_sid == "AC1"
 
 
 def test_compaction_stays_an_hour_behind_the_clock(store: Store) -> None:

@@ -32,6 +32,7 @@ OPERATIONAL = {
     "callpulse_database_up",
     "callpulse_data_problems",
     "callpulse_quarantine_shed",
+    "callpulse_rollups_compacted_until_seconds",
 }
 
 

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from callpulse import metrics
 from callpulse.errors import CallpulseError
 from callpulse.store.base import Store
 from callpulse.store.rollups import COMPACT_LAG_MS
@@ -30,8 +31,11 @@ class PeriodicCompaction:
         self._thread = threading.Thread(target=self._run, name="callpulse-compaction", daemon=True)
 
     def compact(self) -> int:
-        """One round; returns compacted_until as it then stands."""
-        return self.store.compact_rollups(int(self.clock() * 1000) - COMPACT_LAG_MS)
+        """One round; returns compacted_until as it then stands (callpulse_rollups_compacted_
+        until_seconds: a stalled compaction shows as a gauge falling behind the clock)."""
+        until = self.store.compact_rollups(int(self.clock() * 1000) - COMPACT_LAG_MS)
+        metrics.COMPACTED_UNTIL.set(until / 1000)
+        return until
 
     def start(self) -> None:
         self._thread.start()

@@ -162,21 +162,22 @@ class SqlStore(Store):
         minute, p = rollups.LEVELS["minute"], self.dialect.param
         until = until_ms - until_ms % minute
         with self._transaction() as conn:
-            # (PostgreSQL: waits for the writers that read the row, and they for this)
-            (since,) = conn.execute(
-                f"SELECT compacted_until FROM rollup_state{self.dialect.for_update}"
-            ).fetchone()
+            if self.dialect.compaction_lock:  # (waits for the writers in progress, they for it)
+                conn.execute(self.dialect.compaction_lock)
+            (since,) = conn.execute("SELECT compacted_until FROM rollup_state").fetchone()
             if until <= since:
                 return int(since)
             conn.execute(f"UPDATE rollup_state SET compacted_until = {p}", (until,))
             for statement in rollups.compact_statements(self.dialect):
-                conn.execute(statement, (since, until))
+                conn.execute(statement, (since, until) * (statement.count(p) // 2))
         return until
 
     def rebuild_rollups(self) -> None:
         with self._transaction() as conn:
             if self.dialect.calls_lock:
                 conn.execute(self.dialect.calls_lock)
+            if self.dialect.compaction_lock:  # (reads compacted_until, which then stays)
+                conn.execute(self.dialect.compaction_lock)
             for statement in rollups.rebuild_statements(self.dialect):
                 conn.execute(statement)
 

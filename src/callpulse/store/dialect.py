@@ -15,6 +15,7 @@ from typing import Any
 REPEAT_WINDOW_MS = 86_400_000  # a caller calling again within 24 h is a repeat caller
 MIGRATION_LOCK = 0x63616C6C70  # PostgreSQL advisory lock key: one upgrader at a time
 ALERT_ROUND_LOCK = 0x616C657274  # and one alert evaluation round at a time
+COMPACTION_LOCK = 0x636F6D7061  # rollup compaction against the writes of calls
 
 
 def to_epoch_ms(moment: datetime) -> int:
@@ -85,7 +86,9 @@ class Dialect:
     migration_lock: str | None
     calls_lock: str | None
     round_lock: str | None  # taken if free (true) or not (false): one alert round at a time
-    for_update: str  # what a SELECT adds to lock its rows until the transaction ends
+    # Taken by compaction (and a rebuild), the shared form by every write of calls: each waits
+    # for the other's commit, in arrival order. None where BEGIN IMMEDIATE is the one lock.
+    compaction_lock: str | None
     history_keys: str  # call_history's columns before a version's own ones
     stored_ms: Callable[[Any], int]  # a stored call time as epoch ms
     # Whether a failed write means the database refuses the data (retrying will not help);
@@ -132,7 +135,7 @@ SQLITE = Dialect(
     migration_lock=None,  # BEGIN IMMEDIATE
     calls_lock=None,
     round_lock=None,  # BEGIN IMMEDIATE: a racing round waits, then sees what the other stored
-    for_update="",  # (BEGIN IMMEDIATE holds the write lock already)
+    compaction_lock=None,
     history_keys="",
     stored_ms=int,
     refuses=_sqlite_refuses,
@@ -168,7 +171,7 @@ POSTGRES = Dialect(
     migration_lock=f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})",
     calls_lock="LOCK TABLE calls IN EXCLUSIVE MODE",  # reads go on, writes wait
     round_lock=f"SELECT pg_try_advisory_xact_lock({ALERT_ROUND_LOCK})",
-    for_update=" FOR UPDATE",
+    compaction_lock=f"SELECT pg_advisory_xact_lock({COMPACTION_LOCK})",
     history_keys="account_sid, ",  # (PostgreSQL's call_history holds the account too)
     stored_ms=to_epoch_ms,
     refuses=_postgres_refuses,

@@ -109,6 +109,11 @@ class ListedCall:
 
 
 _SUMS = ", ".join(f"sum({name})" for name in METRICS)
+# Every account with calls: the days compacted so far, and the minutes after them.
+_ACCOUNTS = (
+    "SELECT account_sid FROM rollup_day UNION SELECT account_sid FROM rollup_minute_total "
+    "WHERE bucket >= (SELECT compacted_until FROM rollup_state)"
+)
 
 
 class RollupReads(abc.ABC):
@@ -320,9 +325,7 @@ class RollupReads(abc.ABC):
         """One call by CallSid; without an account, every account with rollups is tried (few),
         so the lookup still goes through the (account, call) key index."""
         accounts = (
-            [account_sid]
-            if account_sid is not None
-            else [a for (a,) in self._rows("SELECT DISTINCT account_sid FROM rollup_day")]
+            [account_sid] if account_sid is not None else [a for (a,) in self._rows(_ACCOUNTS)]
         )
         for account in accounts:
             lookup, params = self._locate_call(account, call_sid)

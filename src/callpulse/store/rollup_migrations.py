@@ -15,11 +15,14 @@ from callpulse.store.rollups import (
     SPEC_0002,
     SPEC_0003,
     SPEC_0006,
+    compact_statements,
     create_table,
     primary_key,
     summed,
     value_columns,
 )
+
+LAST_BUCKET = 1 << 62  # after every bucket (epoch ms)
 
 
 def metric_columns_0003(dialect: Dialect) -> list[str]:
@@ -86,15 +89,16 @@ def covering_keys(dialect: Dialect) -> list[str]:
 
 def compaction_state(dialect: Dialect) -> list[str | Callable[[Any], None]]:
     """From SPEC_0007 to SPEC (migration 0008; the triggers are the caller's): every level holds
-    every call so far, so compaction starts after the last minute any call is in (or where it
-    would have stood by the clock, when that is later)."""
+    every call so far; compaction starts where the clock puts it, and the coarser levels give
+    back the minutes after it (calls dated ahead of the clock among them), which it will sum."""
     minute = LEVELS["minute"]
 
     def start(conn: Any) -> None:
-        (last,) = conn.execute("SELECT max(bucket) FROM rollup_minute_total").fetchone()
         by_clock = int(time.time() * 1000) - COMPACT_LAG_MS
-        since = max(by_clock - by_clock % minute, -1 if last is None else int(last) + minute)
-        conn.execute(f"INSERT INTO rollup_state (id, compacted_until) VALUES (1, {since})")
+        since, p = by_clock - by_clock % minute, dialect.param
+        conn.execute(f"INSERT INTO rollup_state (id, compacted_until) VALUES (1, {p})", (since,))
+        for statement in compact_statements(dialect, SPEC, sign=-1):
+            conn.execute(statement, (since, LAST_BUCKET) * (statement.count(p) // 2))
 
     return [
         f"CREATE TABLE rollup_state (id integer PRIMARY KEY CHECK (id = 1), "

@@ -8,7 +8,7 @@ after it are summed in later, ``rollups.compact_statements``).
 
 from __future__ import annotations
 
-from callpulse.store.dialect import POSTGRES, SQLITE
+from callpulse.store.dialect import COMPACTION_LOCK, POSTGRES, SQLITE
 from callpulse.store.repeats import later_repeats
 from callpulse.store.rollups import (
     COMPACTED_UNTIL,
@@ -90,9 +90,13 @@ def postgres_triggers(spec: Spec = SPEC) -> list[str]:
 
     if spec.compacted:
         live, coarser = spec.split()
-        # Shared, so writers go on together; compaction's FOR UPDATE waits for them to commit
-        # and they for it, so no call is summed twice or never.
-        lock = ["SELECT compacted_until INTO compacted FROM rollup_state FOR SHARE"]
+        # Shared, so writers go on together; compaction's exclusive lock waits for them to
+        # commit and they for it (queued fairly), so no call is summed twice or never. The read
+        # comes after: its snapshot then holds what a compaction that went first committed.
+        lock = [
+            f"PERFORM pg_advisory_xact_lock_shared({COMPACTION_LOCK})",
+            "SELECT compacted_until INTO compacted FROM rollup_state",
+        ]
         add = aggregate_statements(inserted.format(n=""), POSTGRES, spec=live)
         add += aggregate_statements(inserted.format(n=before("n")), POSTGRES, spec=coarser)
         move = aggregate_statements(moved.format(o="", n=""), POSTGRES, spec=live)

@@ -208,38 +208,51 @@ def summed(
     since: str = "0",
     spec: Spec = SPEC,
     until: str | None = None,
-    adding: bool = False,
+    sign: int = 0,
 ) -> str:
     """Fill ``family`` at ``level`` with the sums of ``source``'s buckets from ``since``'s bucket
     of this level on (before ``until``, when given; a table of finer or equal buckets with these
     keys or more): exact, since rollups are sums, and it keeps what pruned calls left there.
-    ``adding``: into rows that may exist already (compaction), else into none."""
+    ``sign`` 0: into rows that do not exist yet; 1 (-1): added to (taken from) existing ones,
+    from ``since`` exactly (compaction)."""
     keys, values = family.key_columns(dialect), value_columns(family, spec.metrics)
     size = spec.levels[level]  # (integer division on both backends; buckets are >= 0)
-    # Compaction runs while no writer does (rollup_state's lock): every backend's slot into
-    # one, so the coarser levels hold a row per key, not one per process that ever wrote.
-    grouped = ["0" if adding and key == "slot" else key for key in keys[1:]]
-    picked = [f"bucket / {size} * {size}", *grouped, *(f"sum({v})" for v in values)]
-    # (compaction adds whole minutes from ``since`` exactly; a build starts at a whole bucket)
-    where = f"bucket >= {since}" if adding else f"bucket >= {since} / {size} * {size}"
+    # Compaction runs while no writer does (its lock): every backend's slot into one, so the
+    # coarser levels hold a row per key, not one per process that ever wrote.
+    grouped = ["0" if sign and key == "slot" else key for key in keys[1:]]
+    negated = "-" if sign < 0 else ""
+    picked = [f"bucket / {size} * {size}", *grouped, *(f"{negated}sum({v})" for v in values)]
+    where = f"bucket >= {since}" if sign else f"bucket >= {since} / {size} * {size}"
     return (
         f"INSERT INTO {family.table(level)} ({', '.join([*keys, *values])}) "
         f"SELECT {', '.join(picked)} FROM {source} WHERE {where}"
         + (f" AND bucket < {until}" if until is not None else "")
         + f" GROUP BY {', '.join(map(str, range(1, len(keys) + 1)))}"
-        + (" " + _upsert(family.table(level), keys, values) if adding else "")
+        + (" " + _upsert(family.table(level), keys, values) if sign else "")
     )
 
 
-def compact_statements(dialect: Dialect, spec: Spec = SPEC) -> list[str]:
-    """Add the minutes in [since, until) (two parameters each, epoch ms, whole minutes) to every
-    coarser table of their family: what moves compacted_until from since to until."""
+def compact_statements(dialect: Dialect, spec: Spec = SPEC, sign: int = 1) -> list[str]:
+    """Add (``sign`` -1: take away) the minutes in [since, until) to every coarser table of
+    their family: what moves compacted_until from since to until. Parameters: since and until
+    (epoch ms, whole minutes), repeated for each pair of placeholders."""
     live, coarser = spec.split()
     (minute,), p = live.levels, dialect.param
-    return [
-        summed(level, family, dialect, family.table(minute), p, spec, until=p, adding=True)
-        for level, family in coarser.tables()
-    ]
+    counters = _finest(FAMILIES[0], spec).table(minute)  # bucket first: a range is a seek
+    in_range = f"bucket >= {p} AND bucket < {p}"
+    statements = []
+    for level, family in coarser.tables():
+        source = family.table(minute)
+        if family.primary_key(dialect)[0] != "bucket":  # number first: a seek per number
+            source = (
+                counters
+                if not family.hist
+                else f"(SELECT * FROM {source} WHERE to_number IN (SELECT DISTINCT to_number "
+                f"FROM {counters} WHERE {in_range}) AND kind IN ({MOS_KIND}, {DURATION_KIND}) "
+                f"AND {in_range}) AS m"
+            )
+        statements.append(summed(level, family, dialect, source, p, spec, until=p, sign=sign))
+    return statements
 
 
 def _finest(family: Family, spec: Spec) -> Family:
