@@ -82,7 +82,7 @@ def test_the_thread_compacts_at_start_and_stops(store: Store) -> None:
     started = time.monotonic()
     compaction.stop()
     assert time.monotonic() - started < 1  # not an interval's wait
-    assert not compaction._thread.is_alive()
+    assert not compaction.running
 
 
 class Flaky:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -16,6 +15,7 @@ import httpx
 from callpulse.alerts.engine import run_round
 from callpulse.alerts.webhook import Webhook, deliver_due
 from callpulse.analytics import Analytics
+from callpulse.background import Background
 from callpulse.config import Settings
 from callpulse.errors import CallpulseError
 from callpulse.store import Store
@@ -34,13 +34,12 @@ def webhook_of(settings: Settings) -> Webhook | None:
     return Webhook(settings.alert_webhook_url, settings.alert_webhook_secret)
 
 
-class PeriodicAlerts:
+class PeriodicAlerts(Background):
     def __init__(self, store: Store, analytics: Analytics, settings: Settings) -> None:
+        super().__init__("callpulse-alerts")
         self.store, self.analytics, self.settings = store, analytics, settings
         self.interval_s = settings.alert_interval_s
         self.webhook = webhook_of(settings)
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="callpulse-alerts", daemon=True)
 
     @classmethod
     def from_settings(
@@ -50,14 +49,6 @@ class PeriodicAlerts:
         if not settings.alert_interval_s or not any(r.enabled for r in settings.alerts):
             return None
         return cls(store, analytics, settings)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stopping.set()
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
 
     def _run(self) -> None:
         tick = min(float(self.interval_s), DELIVERY_TICK_S)

@@ -6,11 +6,11 @@ rollup_state row lets one compaction through at a time, the others find nothing 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 
 from callpulse import metrics
+from callpulse.background import Background
 from callpulse.errors import CallpulseError
 from callpulse.store.base import Store
 from callpulse.store.rollups import COMPACT_LAG_MS
@@ -19,16 +19,15 @@ log = logging.getLogger("callpulse.rollups")
 COMPACT_INTERVAL_S = 60.0
 
 
-class PeriodicCompaction:
+class PeriodicCompaction(Background):
     def __init__(
         self,
         store: Store,
         interval_s: float = COMPACT_INTERVAL_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__("callpulse-compaction")
         self.store, self.interval_s, self.clock = store, interval_s, clock
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="callpulse-compaction", daemon=True)
 
     def compact(self) -> int:
         """One round; returns compacted_until as it then stands (callpulse_rollups_compacted_
@@ -36,14 +35,6 @@ class PeriodicCompaction:
         until = self.store.compact_rollups(int(self.clock() * 1000) - COMPACT_LAG_MS)
         metrics.COMPACTED_UNTIL.set(until / 1000)
         return until
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stopping.set()
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
 
     def _run(self) -> None:
         while True:  # the first round at once: a server down for a while catches up first
