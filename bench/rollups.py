@@ -91,7 +91,7 @@ def fresh_store(database: str | None, mode: str) -> Iterator[Store]:
                 f"DROP TRIGGER {name}{'' if schema is None else ' ON calls'}"
                 for name in trigger_names(postgres=schema is not None)
             ],
-            "late": [],  # (a new database starts compaction an hour before now: long after START)
+            "late": [],  # (a new database starts compaction by the clock: long after START)
             "live": [f"UPDATE rollup_state SET compacted_until = {to_epoch_ms(START)}"],
         }[mode]
         if schema is None:

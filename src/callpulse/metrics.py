@@ -114,7 +114,7 @@ QUARANTINE_SHED = Counter(
 COMPACTED_UNTIL = Gauge(
     "callpulse_rollups_compacted_until_seconds",
     "Up to when the hour, day and week rollups hold the calls (epoch seconds); after it the "
-    "minute rollups only, until compaction: about an hour behind the clock",
+    "minute rollups only, until compaction: about ten minutes behind the clock",
     multiprocess_mode="max",
     registry=REGISTRY,
 )

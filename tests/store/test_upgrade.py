@@ -92,7 +92,7 @@ def test_upgrade_keeps_calls_and_builds_rollups(backend: str, tmp_path: Path) ->
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_upgrade_starts_compaction_by_the_clock(backend: str, tmp_path: Path) -> None:
-    """Before 0008 every level held every call: compaction starts an hour before now, and the
+    """Before 0008 every level held every call: compaction starts by the clock, and the
     coarser levels give back the calls after that (one dated days ahead among them) until it
     sums them again."""
     now = datetime.now(UTC).replace(microsecond=0)
