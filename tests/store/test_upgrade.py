@@ -96,7 +96,7 @@ def test_upgrade_starts_compaction_by_the_clock(backend: str, tmp_path: Path) ->
     coarser levels give back the calls after that (one dated days ahead among them) until it
     sums them again."""
     now = datetime.now(UTC).replace(microsecond=0)
-    recent, ahead = now - timedelta(minutes=10), now + timedelta(days=2, seconds=7)
+    recent, ahead = now - timedelta(minutes=3), now + timedelta(days=2, seconds=7)
     calls = [*old_calls(), *(replace(old_calls()[0], call_sid=sid, started_at=moment)
                              for sid, moment in (("CA8", recent), ("CA9", ahead)))]  # fmt: skip
     with backend_database(backend, tmp_path) as url:

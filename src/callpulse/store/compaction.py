@@ -1,7 +1,8 @@
 """``serve``'s rollup compaction: every ``interval_s`` the minutes that finished more than
 COMPACT_LAG_MS ago are summed into the coarser levels, on a thread of its own, off the ingest
-path (the writer's transactions upsert minutes only). Every process may run one: the
-rollup_state row lets one compaction through at a time, the others find nothing left to do."""
+path (the writer's transactions upsert minutes only). Every process may run one: one
+compaction at a time goes through (BEGIN IMMEDIATE; on PostgreSQL the compaction lock), the
+others find nothing left to do."""
 
 from __future__ import annotations
 

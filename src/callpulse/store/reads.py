@@ -109,9 +109,10 @@ class ListedCall:
 
 
 _SUMS = ", ".join(f"sum({name})" for name in METRICS)
-# Every account with calls: the days compacted so far, and the minutes after them.
+# Every account with calls: the weeks compacted so far (a row per account), and the minutes
+# after them.
 _ACCOUNTS = (
-    "SELECT account_sid FROM rollup_day UNION SELECT account_sid FROM rollup_minute_total "
+    "SELECT account_sid FROM rollup_week_total UNION SELECT account_sid FROM rollup_minute_total "
     "WHERE bucket >= (SELECT compacted_until FROM rollup_state)"
 )
 

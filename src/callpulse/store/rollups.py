@@ -244,7 +244,9 @@ def compact_statements(dialect: Dialect, spec: Spec = SPEC, sign: int = 1) -> li
     statements = []
     for level, family in coarser.tables():
         source = family.table(minute)
-        if family.primary_key(dialect)[0] != "bucket":  # number first: a seek per number
+        # Number first: counters from the bucket-first per-group minutes (the same sums),
+        # histograms by a seek per number the minutes have calls for.
+        if family.primary_key(dialect)[0] != "bucket":
             source = (
                 counters
                 if not family.hist
