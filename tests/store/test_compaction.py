@@ -12,10 +12,10 @@ import pytest
 
 from callpulse import metrics
 from callpulse.callback import CallRecord
+from callpulse.compaction import PeriodicCompaction
 from callpulse.config import Settings
 from callpulse.store import Store, open_store
 from callpulse.store.base import CallWrite
-from callpulse.store.compaction import PeriodicCompaction
 from callpulse.store.dialect import to_epoch_ms
 from callpulse.store.errors import StoreUnavailable
 from callpulse.store.rollups import COMPACT_LAG_MS

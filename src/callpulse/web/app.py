@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from callpulse import metrics
 from callpulse.alerts.periodic import PeriodicAlerts
 from callpulse.analytics import Analytics
+from callpulse.compaction import PeriodicCompaction
 from callpulse.config import Settings, load_settings
 from callpulse.ingest.gate import gate_for
 from callpulse.ingest.pipeline import Ingestor
@@ -26,7 +27,6 @@ from callpulse.ingest.writer import BatchWriter
 from callpulse.logs import configure_logging
 from callpulse.reconcile import PeriodicReconcile
 from callpulse.store import open_store
-from callpulse.store.compaction import PeriodicCompaction
 from callpulse.web import health, http
 from callpulse.web.access_log import AccessLog
 from callpulse.web.api import create_api
