@@ -168,8 +168,8 @@ class SqlStore(Store):
             if until <= since:
                 return int(since)
             conn.execute(f"UPDATE rollup_state SET compacted_until = {p}", (until,))
-            for statement in rollups.compact_statements(self.dialect):
-                conn.execute(statement, (since, until) * (statement.count(p) // 2))
+            for statement, params in rollups.compact_statements(self.dialect, since, until):
+                conn.execute(statement, params)
         return until
 
     def rebuild_rollups(self) -> None:

@@ -16,7 +16,14 @@ from typing import Any
 from callpulse.callback import Problem
 from callpulse.store.dialect import Dialect, from_epoch_ms
 from callpulse.store.problems import problems_from_json
-from callpulse.store.rollups import DURATION_KIND, METRICS, MOS_KIND, hist_sources, metric_exprs
+from callpulse.store.rollups import (
+    COMPACTED_UNTIL,
+    DURATION_KIND,
+    METRICS,
+    MOS_KIND,
+    hist_sources,
+    metric_exprs,
+)
 
 RAW = "raw"
 
@@ -113,7 +120,7 @@ _SUMS = ", ".join(f"sum({name})" for name in METRICS)
 # after them.
 _ACCOUNTS = (
     "SELECT account_sid FROM rollup_week_total UNION SELECT account_sid FROM rollup_minute_total "
-    "WHERE bucket >= (SELECT compacted_until FROM rollup_state)"
+    f"WHERE bucket >= {COMPACTED_UNTIL}"
 )
 
 
@@ -132,7 +139,7 @@ class RollupReads(abc.ABC):
 
     def rollups_compacted_until(self) -> int:
         """Epoch ms from which on only the minute rollups hold the calls (``plan.py``)."""
-        return int(self._rows("SELECT compacted_until FROM rollup_state")[0][0])
+        return int(self._rows(f"SELECT {COMPACTED_UNTIL}")[0][0])
 
     # -- sources ------------------------------------------------------------------------------
 

@@ -97,8 +97,8 @@ def compaction_state(dialect: Dialect) -> list[str | Callable[[Any], None]]:
         by_clock = int(time.time() * 1000) - COMPACT_LAG_MS
         since, p = by_clock - by_clock % minute, dialect.param
         conn.execute(f"INSERT INTO rollup_state (id, compacted_until) VALUES (1, {p})", (since,))
-        for statement in compact_statements(dialect, SPEC, sign=-1):
-            conn.execute(statement, (since, LAST_BUCKET) * (statement.count(p) // 2))
+        for statement, params in compact_statements(dialect, since, LAST_BUCKET, SPEC, sign=-1):
+            conn.execute(statement, params)
 
     return [
         f"CREATE TABLE rollup_state (id integer PRIMARY KEY CHECK (id = 1), "

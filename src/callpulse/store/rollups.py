@@ -233,10 +233,12 @@ def summed(
     )
 
 
-def compact_statements(dialect: Dialect, spec: Spec = SPEC, sign: int = 1) -> list[str]:
-    """Add (``sign`` -1: take away) the minutes in [since, until) to every coarser table of
-    their family: what moves compacted_until from since to until. Parameters: since and until
-    (epoch ms, whole minutes), repeated for each pair of placeholders."""
+def compact_statements(
+    dialect: Dialect, since: int, until: int, spec: Spec = SPEC, sign: int = 1
+) -> list[tuple[str, tuple[int, ...]]]:
+    """Add (``sign`` -1: take away) the minutes in [since, until) (epoch ms, whole minutes) to
+    every coarser table of their family, each statement with its parameters: what moves
+    compacted_until from since to until."""
     live, coarser = spec.split()
     (minute,), p = live.levels, dialect.param
     counters = _finest(FAMILIES[0], spec).table(minute)  # bucket first: a range is a seek
@@ -254,7 +256,8 @@ def compact_statements(dialect: Dialect, spec: Spec = SPEC, sign: int = 1) -> li
                 f"FROM {counters} WHERE {in_range}) AND kind IN ({MOS_KIND}, {DURATION_KIND}) "
                 f"AND {in_range}) AS m"
             )
-        statements.append(summed(level, family, dialect, source, p, spec, until=p, sign=sign))
+        sql = summed(level, family, dialect, source, p, spec, until=p, sign=sign)
+        statements.append((sql, (since, until) * (sql.count(p) // 2)))  # (every pair a range)
     return statements
 
 
